@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# qemu-gmem: QEMU 10.2.2 + in-place guest_memfd, as a patch set.
+#
+#   make setup    install the Debian packages (root or sudo)
+#   make build    fetch, extract, patch, configure and build QEMU
+#   make run      boot a VM whose RAM is one guest_memfd (the main job)
+#   make check    all tests
+#   make series   the whole change as a git format-patch series + checkpatch
+#   make bench    benchmarks (ratios measured side by side)
+#
+# QEMU_SRC=/path/to/qemu-10.2.2 or QEMU_TARBALL=/path/to/tarball use your
+# own QEMU source instead of Debian's source package.
+
+include qemu-base.mk
+
+TOP    := $(CURDIR)
+SRC    := $(TOP)/build/qemu
+OBJ    := $(TOP)/build/obj
+QEMU   := $(OBJ)/qemu-system-x86_64
+PYTHON ?= /usr/bin/python3
+JOBS   ?= $(shell nproc)
+CCACHE := $(shell command -v ccache 2>/dev/null)
+
+CONFIGURE_FLAGS := --target-list=x86_64-softmmu --without-default-features \
+	--enable-kvm --enable-tcg --enable-tools --enable-slirp --enable-pixman \
+	--enable-fdt=system --enable-vhost-user --enable-vhost-net --enable-numa \
+	--disable-docs --disable-rust --disable-download --disable-install-blobs \
+	--python=$(PYTHON) $(if $(CCACHE),--cc="ccache gcc")
+
+OVERLAY := $(shell awk '!/^\#/ { for (i = 2; i <= NF; i++) print $$i }' patches/overlay)
+INPUTS  := patches/series patches/overlay $(wildcard patches/*.patch) $(OVERLAY) \
+	qemu-base.mk mk/prepare.sh
+
+export QEMU_SRC QEMU_TARBALL
+
+.PHONY: all setup fetch prepare configure build run check check-qtest \
+	check-unit check-upstream series bench clean distclean
+
+all: build
+
+# Packages are installed once (mk/setup.sh is idempotent); NO_SETUP=1 skips
+# it on a machine that has them already.
+SETUP_STAMP := $(TOP)/build/.setup
+ifeq ($(NO_SETUP),1)
+SETUP_DEP :=
+else
+SETUP_DEP := $(SETUP_STAMP)
+endif
+
+setup:
+	mk/setup.sh
+	mkdir -p $(TOP)/build && touch $(SETUP_STAMP)
+
+$(SETUP_STAMP): mk/setup.sh
+	mk/setup.sh
+	mkdir -p $(TOP)/build && touch $@
+
+fetch:
+	mk/fetch.sh
+
+$(TOP)/build/.prepared: $(INPUTS) | $(SETUP_DEP)
+	mk/fetch.sh
+	mk/prepare.sh
+	touch $@
+
+prepare: $(TOP)/build/.prepared
+
+# Reconfigured from scratch when the flags here change; meson reconfigures
+# by itself when the patched tree's build files change.
+$(OBJ)/build.ninja: Makefile | $(TOP)/build/.prepared
+	rm -rf $(OBJ) && mkdir -p $(OBJ)
+	cd $(OBJ) && $(SRC)/configure $(CONFIGURE_FLAGS) >configure.log 2>&1 || \
+		{ tail -30 configure.log; echo "configure failed: see $(OBJ)/configure.log"; exit 1; }
+
+configure: $(OBJ)/build.ninja
+
+build: $(TOP)/build/.prepared $(OBJ)/build.ninja
+	ninja -C $(OBJ) -j$(JOBS) all
+	$(MAKE) -C $(OBJ) -j$(JOBS) pc-bios/optionrom/all >/dev/null
+	mk/firmware.sh $(OBJ)
+
+run: build
+	mk/run.sh $(OBJ)
+
+check: build
+	mk/check.sh $(OBJ)
+
+series: $(TOP)/build/.prepared
+	mk/series.sh
+
+bench: build
+	bench/run.sh $(OBJ)
+
+clean:
+	rm -rf $(OBJ) $(TOP)/build/.prepared $(TOP)/build/series
+
+distclean:
+	rm -rf $(TOP)/build

@@ -1,0 +1,198 @@
+/*
+ * QEMU host memory backend on a KVM guest_memfd
+ *
+ * The guest's RAM is one guest_memfd, created mappable (and, by default,
+ * with all of its pages shared) and mapped into QEMU.  KVM maps guest
+ * memory from the same file, so shared and private memory are the same
+ * pages and nothing is allocated twice.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+#include "system/hostmem.h"
+#include "system/kvm.h"
+#include "system/ramblock.h"
+#include "qom/object_interfaces.h"
+#include "qapi/error.h"
+#include "qemu/module.h"
+#include "trace.h"
+
+OBJECT_DECLARE_SIMPLE_TYPE(HostMemoryBackendGuestMemfd,
+                           MEMORY_BACKEND_GUEST_MEMFD)
+
+struct HostMemoryBackendGuestMemfd {
+    HostMemoryBackend parent_obj;
+
+    bool init_shared;
+};
+
+static bool
+guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
+{
+    HostMemoryBackendGuestMemfd *m = MEMORY_BACKEND_GUEST_MEMFD(backend);
+    g_autofree char *name = host_memory_backend_get_name(backend);
+    uint64_t flags = GUEST_MEMFD_FLAG_MMAP;
+    uint32_t ram_flags;
+    int64_t supported;
+    int fd;
+
+    if (!kvm_enabled()) {
+        error_setg(errp, "memory-backend-guest-memfd '%s' needs the KVM "
+                   "accelerator: use -accel kvm", name);
+        return false;
+    }
+    if (!backend->share) {
+        error_setg(errp, "memory-backend-guest-memfd '%s' is always shared "
+                   "with KVM: remove share=off", name);
+        return false;
+    }
+    if (backend->merge) {
+        error_setg(errp, "memory-backend-guest-memfd '%s' cannot be merged "
+                   "by KSM: remove merge=on", name);
+        return false;
+    }
+    if (!backend->size) {
+        error_setg(errp, "memory-backend-guest-memfd '%s' needs a size: "
+                   "set size to a non-zero multiple of the page size", name);
+        return false;
+    }
+    if (!QEMU_IS_ALIGNED(backend->size, qemu_real_host_page_size())) {
+        error_setg(errp, "memory-backend-guest-memfd '%s' size 0x%" PRIx64
+                   " is not a multiple of the page size 0x%zx: round it up",
+                   name, backend->size, qemu_real_host_page_size());
+        return false;
+    }
+
+    supported = kvm_guest_memfd_flags();
+    if (supported < 0) {
+        error_setg(errp, "memory-backend-guest-memfd '%s': the host kernel "
+                   "cannot bind guest_memfd to this VM's memory "
+                   "(KVM_CAP_GUEST_MEMFD): Linux 6.18 or later is needed",
+                   name);
+        return false;
+    }
+    if (m->init_shared) {
+        flags |= GUEST_MEMFD_FLAG_INIT_SHARED;
+    }
+    if ((supported & flags) != flags) {
+        error_setg(errp, "memory-backend-guest-memfd '%s': the host kernel "
+                   "cannot map guest_memfd (KVM_CAP_GUEST_MEMFD_FLAGS 0x%"
+                   PRIx64 " lacks 0x%" PRIx64 "): Linux 6.18 or later is "
+                   "needed", name, supported, flags & ~supported);
+        return false;
+    }
+
+    fd = kvm_create_guest_memfd(backend->size, flags, errp);
+    if (fd < 0) {
+        return false;
+    }
+    trace_guest_memfd_backend_alloc(name, backend->size, flags, fd);
+
+    backend->aligned = true;
+    ram_flags = RAM_SHARED | RAM_GUEST_MEMFD | RAM_GUEST_MEMFD_INPLACE;
+    ram_flags |= backend->reserve ? 0 : RAM_NORESERVE;
+    if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
+                                        backend->size, ram_flags, fd, 0,
+                                        errp)) {
+        close(fd);
+        return false;
+    }
+
+    if (!m->init_shared) {
+        /* The file starts private: so must its attributes, all of them */
+        ram_block_attributes_state_change(backend->mr.ram_block->attributes,
+                                          0, backend->size, true);
+    }
+    return true;
+}
+
+static bool
+guest_memfd_backend_prealloc(HostMemoryBackend *backend, bool async,
+                             Error **errp)
+{
+    HostMemoryBackendGuestMemfd *m = MEMORY_BACKEND_GUEST_MEMFD(backend);
+    int fd = memory_region_get_fd(&backend->mr);
+    void *ptr = memory_region_get_ram_ptr(&backend->mr);
+    uint64_t sz = memory_region_size(&backend->mr);
+
+    /*
+     * Allocating the file's pages is much faster than faulting them in one
+     * by one, and it works for private pages, which the host cannot touch.
+     */
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, sz)) {
+        g_autofree char *name = host_memory_backend_get_name(backend);
+
+        error_setg_errno(errp, errno, "cannot preallocate "
+                         "memory-backend-guest-memfd '%s'", name);
+        return false;
+    }
+    if (!m->init_shared) {
+        return true;
+    }
+    /* Then map them, so that QEMU's own accesses do not fault either */
+    return qemu_prealloc_mem(fd, ptr, sz, backend->prealloc_threads,
+                             backend->prealloc_context, async, errp);
+}
+
+static bool
+guest_memfd_backend_get_init_shared(Object *o, Error **errp)
+{
+    return MEMORY_BACKEND_GUEST_MEMFD(o)->init_shared;
+}
+
+static void
+guest_memfd_backend_set_init_shared(Object *o, bool value, Error **errp)
+{
+    HostMemoryBackend *backend = MEMORY_BACKEND(o);
+
+    if (host_memory_backend_mr_inited(backend)) {
+        error_setg(errp, "cannot change property 'init-shared' of %s",
+                   object_get_typename(o));
+        return;
+    }
+    MEMORY_BACKEND_GUEST_MEMFD(o)->init_shared = value;
+}
+
+static void
+guest_memfd_backend_instance_init(Object *obj)
+{
+    HostMemoryBackend *backend = MEMORY_BACKEND(obj);
+
+    MEMORY_BACKEND_GUEST_MEMFD(obj)->init_shared = true;
+    backend->share = true;
+    /* KSM does not merge file memory: do not inherit the machine's mem-merge */
+    backend->merge = false;
+}
+
+static void
+guest_memfd_backend_class_init(ObjectClass *oc, const void *data)
+{
+    HostMemoryBackendClass *bc = MEMORY_BACKEND_CLASS(oc);
+
+    bc->alloc = guest_memfd_backend_memory_alloc;
+    bc->prealloc = guest_memfd_backend_prealloc;
+
+    object_class_property_add_bool(oc, "init-shared",
+                                   guest_memfd_backend_get_init_shared,
+                                   guest_memfd_backend_set_init_shared);
+    object_class_property_set_description(oc, "init-shared",
+        "Create the memory shared with the host (default), or private");
+}
+
+static const TypeInfo guest_memfd_backend_info = {
+    .name = TYPE_MEMORY_BACKEND_GUEST_MEMFD,
+    .parent = TYPE_MEMORY_BACKEND,
+    .instance_init = guest_memfd_backend_instance_init,
+    .class_init = guest_memfd_backend_class_init,
+    .instance_size = sizeof(HostMemoryBackendGuestMemfd),
+};
+
+static void register_types(void)
+{
+    type_register_static(&guest_memfd_backend_info);
+}
+
+type_init(register_types);

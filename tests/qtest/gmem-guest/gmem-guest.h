@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * gmem-guest: definitions shared between the freestanding 32-bit x86
+ * test guest and the host-side tests that drive it.
+ *
+ * This header must build both with "-m32 -ffreestanding" and as normal
+ * 64-bit host C, so it only relies on fixed-width <stdint.h> types.
+ */
+
+#ifndef GMEM_GUEST_H
+#define GMEM_GUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Exit codes written to isa-debug-exit (iobase=0xf4, iosize=0x04).
+ * QEMU exits with status (value << 1) | 1.
+ */
+#define GMEM_GUEST_DEBUG_EXIT_PORT      0xf4
+#define GMEM_GUEST_EXIT_PASS            0x10
+#define GMEM_GUEST_EXIT_FAIL            0x11
+#define GMEM_GUEST_STATUS_PASS          33  /* (0x10 << 1) | 1 */
+#define GMEM_GUEST_STATUS_FAIL          35  /* (0x11 << 1) | 1 */
+
+/* isa-debugcon output port */
+#define GMEM_GUEST_DEBUGCON_PORT        0xe9
+
+/* Defaults for the "seed=" and "mode=" command line options */
+#define GMEM_GUEST_DEFAULT_SEED         0x5eed0001u
+/* guest_seed = seed ^ GMEM_GUEST_SEED_XOR */
+#define GMEM_GUEST_SEED_XOR             0xa5a5a5a5u
+
+/*
+ * Fixed guest-physical layout (all outside the guest image, which is
+ * linked at 1 MiB):
+ *   15 MiB       mailbox page
+ *   16 MiB       host-data region (filled by the host before boot)
+ *   17 MiB       guest-data region (filled by the guest after its test)
+ * The guest needs at least GMEM_GUEST_MIN_RAM of RAM.
+ */
+#define GMEM_GUEST_LOAD_GPA             0x00100000u
+#define GMEM_GUEST_MAILBOX_GPA          0x00F00000u
+#define GMEM_GUEST_MAILBOX_SIZE         0x00001000u
+#define GMEM_GUEST_HOST_DATA_GPA        0x01000000u
+#define GMEM_GUEST_HOST_DATA_SIZE       0x00100000u
+#define GMEM_GUEST_GUEST_DATA_GPA       0x01100000u
+#define GMEM_GUEST_GUEST_DATA_SIZE      0x00100000u
+#define GMEM_GUEST_MIN_RAM              0x01800000u  /* 24 MiB */
+
+/* Magic values in the mailbox */
+#define GMEM_GUEST_HOST_MAGIC           0x484f5354u  /* "HOST" */
+#define GMEM_GUEST_DONE_MAGIC           0x444f4e45u  /* "DONE" */
+
+/* Values of the mailbox "status" field (0 means pass) */
+#define GMEM_GUEST_ERR_NONE             0
+#define GMEM_GUEST_ERR_BOOT             1  /* bad multiboot magic */
+#define GMEM_GUEST_ERR_CMDLINE          2  /* invalid command line value */
+#define GMEM_GUEST_ERR_NO_MEMINFO       3  /* no memory info from loader */
+#define GMEM_GUEST_ERR_RAM_TOO_SMALL    4  /* regions not in usable RAM */
+#define GMEM_GUEST_ERR_HOST_LEN         5  /* bad host_len */
+#define GMEM_GUEST_ERR_HOST_DATA        6  /* host-data mismatch */
+#define GMEM_GUEST_ERR_RAM_TEST         7  /* RAM test mismatch */
+#define GMEM_GUEST_ERR_GUEST_DATA       8  /* guest-data readback failed */
+
+/*
+ * Mailbox at GMEM_GUEST_MAILBOX_GPA; all fields little-endian uint32_t.
+ *
+ * The host may write host_magic/host_seed/host_len before the guest
+ * starts (or leave host_magic 0).  The guest writes the remaining
+ * fields and writes guest_magic = GMEM_GUEST_DONE_MAGIC last.
+ */
+typedef struct GmemGuestMailbox {
+    uint32_t host_magic;    /* GMEM_GUEST_HOST_MAGIC if host data valid */
+    uint32_t host_seed;     /* seed of the host-data pattern */
+    uint32_t host_len;      /* bytes of host data, multiple of 4 */
+    uint32_t guest_magic;   /* GMEM_GUEST_DONE_MAGIC, written last */
+    uint32_t status;        /* GMEM_GUEST_ERR_* (0 = pass) */
+    uint32_t host_checked;  /* 1 if the host data was checked */
+    uint32_t tested_mib;    /* MiB covered by the RAM test */
+    uint32_t guest_seed;    /* seed of the guest-data pattern */
+    uint32_t guest_len;     /* bytes of guest data */
+} GmemGuestMailbox;
+
+#define GMEM_GUEST_MB_HOST_MAGIC        0x00
+#define GMEM_GUEST_MB_HOST_SEED         0x04
+#define GMEM_GUEST_MB_HOST_LEN          0x08
+#define GMEM_GUEST_MB_GUEST_MAGIC       0x0c
+#define GMEM_GUEST_MB_STATUS            0x10
+#define GMEM_GUEST_MB_HOST_CHECKED      0x14
+#define GMEM_GUEST_MB_TESTED_MIB        0x18
+#define GMEM_GUEST_MB_GUEST_SEED        0x1c
+#define GMEM_GUEST_MB_GUEST_LEN         0x20
+
+_Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
+               GMEM_GUEST_MB_HOST_MAGIC, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, host_seed) ==
+               GMEM_GUEST_MB_HOST_SEED, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, host_len) ==
+               GMEM_GUEST_MB_HOST_LEN, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, guest_magic) ==
+               GMEM_GUEST_MB_GUEST_MAGIC, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, status) ==
+               GMEM_GUEST_MB_STATUS, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, host_checked) ==
+               GMEM_GUEST_MB_HOST_CHECKED, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, tested_mib) ==
+               GMEM_GUEST_MB_TESTED_MIB, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, guest_seed) ==
+               GMEM_GUEST_MB_GUEST_SEED, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, guest_len) ==
+               GMEM_GUEST_MB_GUEST_LEN, "mailbox layout");
+_Static_assert(sizeof(GmemGuestMailbox) <= GMEM_GUEST_MAILBOX_SIZE,
+               "mailbox size");
+
+/*
+ * Test pattern for the 32-bit word at guest-physical address @addr.
+ * Cheap, different for every word and every seed.
+ */
+static inline uint32_t gmem_guest_pattern(uint32_t addr, uint32_t seed)
+{
+    return addr ^ seed ^ ((addr >> 7) * 0x9e3779b1u);
+}
+
+#ifdef GMEM_GUEST_BUILD
+/* The end of the guest image, from the linker script (gmem-guest.ld) */
+extern char gmem_guest_image_end[];
+#endif
+
+#endif /* GMEM_GUEST_H */

@@ -1,0 +1,514 @@
+/*
+ * QTest for memory-backend-guest-memfd
+ *
+ * The VMs here run under KVM on the host kernel, with all of their RAM in
+ * one guest_memfd: the gmem-guest test program boots from it, and data
+ * written by either side is read by the other.  Kernels that lack a
+ * capability are modelled by guest-memfd-kvm-model.so, an LD_PRELOAD
+ * library that hides KVM capabilities, as an older kernel would.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/wait.h>
+#include "qemu/units.h"
+#include "qemu/bswap.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "gmem-guest/gmem-guest.h"
+
+#define RAM_MB          32
+#define GUEST_TIMEOUT_S 300
+#define HOST_DATA_LEN   (256 * KiB)
+
+static const char *guest_elf(void)
+{
+    const char *elf = g_getenv("GMEM_GUEST_ELF");
+
+    return elf ? elf : "tests/qtest/gmem-guest.elf";
+}
+
+/* Skip, saying why, unless KVM and a mappable guest_memfd are here */
+static bool have_kvm(void)
+{
+    if (!qtest_has_accel("kvm")) {
+        g_test_skip("KVM is not available (/dev/kvm)");
+        return false;
+    }
+    return true;
+}
+
+static QTestState *start_vm(const char *machine, const char *backend_opts,
+                            const char *extra)
+{
+    return qtest_initf("-accel kvm -cpu max -nodefaults -display none "
+                       "-machine %s,memory-backend=m0 -m %dM "
+                       "-object memory-backend-guest-memfd,id=m0,size=%dM%s "
+                       "%s",
+                       machine, RAM_MB, RAM_MB, backend_opts, extra);
+}
+
+static void assert_kvm_accel(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm' }");
+    QDict *ret = qdict_get_qdict(resp, "return");
+
+    g_assert(qdict_get_bool(ret, "enabled"));
+    qobject_unref(resp);
+}
+
+/*
+ * Find QEMU's mapping of guest RAM: the one mapping of the whole size from
+ * "anon_inode:[kvm-gmem]".  Returns its inode; its resident size in KiB
+ * goes to @rss_kb.
+ */
+static uint64_t find_gmem_mapping(pid_t pid, uint64_t size, uint64_t *rss_kb)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/smaps", pid);
+    g_autofree char *smaps = NULL;
+    g_auto(GStrv) lines = NULL;
+    uint64_t inode = 0;
+    bool in_ram = false;
+    int found = 0;
+
+    g_assert(g_file_get_contents(path, &smaps, NULL, NULL));
+    lines = g_strsplit(smaps, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        unsigned long start, end, ino;
+        char name[64] = "";
+        unsigned long kb;
+
+        if (sscanf(lines[i], "%lx-%lx %*s %*s %*s %lu %63s",
+                   &start, &end, &ino, name) >= 3) {
+            in_ram = end - start == size &&
+                     g_str_equal(name, "anon_inode:[kvm-gmem]");
+            if (in_ram) {
+                inode = ino;
+                found++;
+            }
+        } else if (in_ram && sscanf(lines[i], "Rss: %lu kB", &kb) == 1) {
+            *rss_kb = kb;
+        }
+    }
+    g_assert_cmpint(found, ==, 1);
+    return inode;
+}
+
+/* Is the file with this inode among QEMU's open guest_memfds? */
+static bool gmem_fd_open(pid_t pid, uint64_t inode)
+{
+    g_autofree char *dir = g_strdup_printf("/proc/%d/fd", pid);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *ent;
+    bool found = false;
+
+    g_assert(d);
+    while (!found && (ent = g_dir_read_name(d))) {
+        g_autofree char *fd = g_build_filename(dir, ent, NULL);
+        g_autofree char *link = g_file_read_link(fd, NULL);
+        struct stat st;
+
+        found = link && g_str_equal(link, "anon_inode:[kvm-gmem]") &&
+                !stat(fd, &st) && st.st_ino == inode;
+    }
+    g_dir_close(d);
+    return found;
+}
+
+static char *read_console(const char *path)
+{
+    char *text = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        text = g_strdup("(no console output)");
+    }
+    return text;
+}
+
+/* The test guest boots from guest_memfd RAM and exits with success */
+static void test_boot(const void *data)
+{
+    const char *machine = data;
+    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *log = g_build_filename(dir, "console", NULL);
+    g_autofree char *text = NULL;
+    g_autofree char *extra = NULL;
+    QTestState *qts;
+
+    if (!have_kvm()) {
+        return;
+    }
+    extra = g_strdup_printf("-kernel %s -append 'mode=exit mb=1' "
+                            "-chardev file,id=dbg,path=%s "
+                            "-device isa-debugcon,iobase=0xe9,chardev=dbg "
+                            "-device isa-debug-exit,iobase=0xf4,iosize=4",
+                            guest_elf(), log);
+    qts = start_vm(machine, "", extra);
+    qtest_set_expected_status(qts, GMEM_GUEST_STATUS_PASS);
+    qtest_wait_qemu(qts);
+    text = read_console(log);
+    if (g_test_verbose()) {
+        g_printerr("%s", text);
+    }
+    g_assert(strstr(text, "gmem-guest: RAM test passed"));
+    g_assert(strstr(text, "gmem-guest: PASS"));
+    qtest_quit(qts);
+    unlink(log);
+    rmdir(dir);
+}
+
+/*
+ * One backing: the host writes a pattern before the guest runs and the
+ * guest verifies it; the guest writes one and the host reads it back.
+ * QEMU's RAM mapping is the guest_memfd that KVM runs the guest from.
+ */
+static void test_shared_data(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *log = g_build_filename(dir, "console", NULL);
+    g_autofree char *extra = NULL;
+    g_autofree uint32_t *buf = g_malloc(GMEM_GUEST_GUEST_DATA_SIZE);
+    uint64_t rss_kb = 0, inode;
+    uint32_t magic = 0, seed = 0x600d5eed;
+    QTestState *qts;
+    gint64 deadline;
+
+    if (!have_kvm()) {
+        return;
+    }
+    extra = g_strdup_printf("-S -kernel %s -append 'mode=halt mb=1' "
+                            "-chardev file,id=dbg,path=%s "
+                            "-device isa-debugcon,iobase=0xe9,chardev=dbg",
+                            guest_elf(), log);
+    qts = start_vm("q35", "", extra);
+    assert_kvm_accel(qts);
+
+    inode = find_gmem_mapping(qtest_pid(qts), RAM_MB * MiB, &rss_kb);
+    g_assert(gmem_fd_open(qtest_pid(qts), inode));
+
+    for (uint32_t i = 0; i < HOST_DATA_LEN / 4; i++) {
+        buf[i] = cpu_to_le32(gmem_guest_pattern(GMEM_GUEST_HOST_DATA_GPA +
+                                                i * 4, seed));
+    }
+    qtest_memwrite(qts, GMEM_GUEST_HOST_DATA_GPA, buf, HOST_DATA_LEN);
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_HOST_SEED, seed);
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_HOST_LEN,
+                 HOST_DATA_LEN);
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_HOST_MAGIC,
+                 GMEM_GUEST_HOST_MAGIC);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
+
+    deadline = g_get_monotonic_time() + GUEST_TIMEOUT_S * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < deadline) {
+        magic = qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
+                            GMEM_GUEST_MB_GUEST_MAGIC);
+        if (magic == GMEM_GUEST_DONE_MAGIC) {
+            break;
+        }
+        g_usleep(100 * 1000);
+    }
+    if (magic != GMEM_GUEST_DONE_MAGIC ||
+        qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_STATUS)) {
+        g_autofree char *text = read_console(log);
+
+        g_printerr("guest console:\n%s", text);
+    }
+    g_assert_cmphex(magic, ==, GMEM_GUEST_DONE_MAGIC);
+    g_assert_cmpint(qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
+                                GMEM_GUEST_MB_STATUS), ==, GMEM_GUEST_ERR_NONE);
+    g_assert_cmpint(qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
+                                GMEM_GUEST_MB_HOST_CHECKED), ==, 1);
+
+    /* What the guest wrote, read back through QEMU's mapping */
+    seed = qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_GUEST_SEED);
+    g_assert_cmpint(qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
+                                GMEM_GUEST_MB_GUEST_LEN), ==,
+                    GMEM_GUEST_GUEST_DATA_SIZE);
+    qtest_memread(qts, GMEM_GUEST_GUEST_DATA_GPA, buf,
+                  GMEM_GUEST_GUEST_DATA_SIZE);
+    for (uint32_t i = 0; i < GMEM_GUEST_GUEST_DATA_SIZE / 4; i++) {
+        uint32_t addr = GMEM_GUEST_GUEST_DATA_GPA + i * 4;
+
+        if (le32_to_cpu(buf[i]) != gmem_guest_pattern(addr, seed)) {
+            g_error("guest data at 0x%x: 0x%x, expected 0x%x", addr,
+                    le32_to_cpu(buf[i]), gmem_guest_pattern(addr, seed));
+        }
+    }
+    qtest_quit(qts);
+    unlink(log);
+    rmdir(dir);
+}
+
+/* prealloc=on: every page of the guest_memfd is resident in the mapping */
+static void test_prealloc(void)
+{
+    uint64_t rss_kb = 0;
+    QTestState *qts;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("q35", ",prealloc=on", "-S");
+    find_gmem_mapping(qtest_pid(qts), RAM_MB * MiB, &rss_kb);
+    g_assert_cmpint(rss_kb, ==, RAM_MB * 1024);
+    qtest_quit(qts);
+
+    /* and without it, next to nothing is */
+    qts = start_vm("q35", "", "-S");
+    find_gmem_mapping(qtest_pid(qts), RAM_MB * MiB, &rss_kb);
+    g_assert_cmpint(rss_kb, <, RAM_MB * 1024 / 2);
+    qtest_quit(qts);
+}
+
+static QDict *query_memdev(QTestState *qts, const char *id)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-memdev' }");
+    QList *list = qdict_get_qlist(resp, "return");
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *md = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(md, "id"), id)) {
+            qobject_ref(md);
+            qobject_unref(resp);
+            return md;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/* query-memdev, info memdev and qom-get describe the backend */
+static void test_query(void)
+{
+    QTestState *qts;
+    QDict *md;
+    char *hmp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("pc", ",prealloc=on,dump=off", "-S");
+    md = query_memdev(qts, "m0");
+    g_assert_cmpint(qdict_get_int(md, "size"), ==, RAM_MB * MiB);
+    g_assert_true(qdict_get_bool(md, "share"));
+    g_assert_false(qdict_get_bool(md, "merge"));
+    g_assert_false(qdict_get_bool(md, "dump"));
+    g_assert_true(qdict_get_bool(md, "prealloc"));
+    g_assert_true(qdict_get_bool(md, "reserve"));
+    g_assert_cmpstr(qdict_get_str(md, "policy"), ==, "default");
+    qobject_unref(md);
+
+    g_assert_true(qtest_qom_get_bool(qts, "/objects/m0", "init-shared"));
+    hmp = qtest_hmp(qts, "info memdev");
+    g_assert(strstr(hmp, "memory backend: m0"));
+    g_assert(strstr(hmp, "share: true"));
+    g_free(hmp);
+    qtest_quit(qts);
+}
+
+/* The NUMA policy reaches the guest_memfd mapping (mbind) */
+static void test_policy_bind(void)
+{
+    QTestState *qts;
+    QDict *md;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = qtest_initf("-accel kvm -cpu max -nodefaults -display none -S "
+                      "-machine q35 -m %dM "
+                      "-object memory-backend-guest-memfd,id=m0,size=%dM,"
+                      "policy=bind,host-nodes=0,prealloc=on "
+                      "-numa node,memdev=m0",
+                      RAM_MB, RAM_MB);
+    md = query_memdev(qts, "m0");
+    g_assert_cmpstr(qdict_get_str(md, "policy"), ==, "bind");
+    qobject_unref(md);
+    qtest_quit(qts);
+}
+
+/* init-shared=off creates the file private; nothing touches it */
+static void test_init_private(void)
+{
+    QTestState *qts;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("q35", ",init-shared=off,prealloc=on", "-S");
+    g_assert_false(qtest_qom_get_bool(qts, "/objects/m0", "init-shared"));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    qtest_quit(qts);
+}
+
+/* object-add at runtime: creation works, bad properties are refused */
+static void test_object_add(void)
+{
+    QTestState *qts;
+    QDict *resp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = qtest_init("-accel kvm -cpu max -nodefaults -display none -S "
+                     "-machine q35 -m 16M");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': {"
+                             " 'qom-type': 'memory-backend-guest-memfd',"
+                             " 'id': 'hp0', 'size': %d } }", 16 << 20);
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': {"
+                     " 'qom-type': 'memory-backend-guest-memfd',"
+                     " 'id': 'hp1', 'size': %d, 'share': false } }",
+                     16 << 20);
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    "remove share=off"));
+    qobject_unref(resp);
+    /* a failed creation leaves QEMU able to create the next one */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': {"
+                             " 'qom-type': 'memory-backend-guest-memfd',"
+                             " 'id': 'hp2', 'size': %d } }", 16 << 20);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', 'arguments': {"
+                             " 'id': 'hp0' } }");
+    qtest_quit(qts);
+}
+
+/* Without KVM, object-add says what is missing (no KVM needed here) */
+static void test_no_kvm_object_add(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *resp;
+
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': {"
+                     " 'qom-type': 'memory-backend-guest-memfd',"
+                     " 'id': 'm0', 'size': %d } }", 16 << 20);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "memory-backend-guest-memfd 'm0' needs the KVM "
+                    "accelerator: use -accel kvm");
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+/*
+ * Refusals: QEMU exits with status 1 and one line that names the problem
+ * and the fix, without dumping core.
+ */
+typedef struct Refusal {
+    const char *name;
+    bool kvm;               /* needs /dev/kvm to reach the check */
+    const char *hide_caps;  /* KVM capabilities the kernel model hides */
+    const char *args;
+    const char *message;
+} Refusal;
+
+#define MACHINE_ARGS \
+    "-cpu max -nodefaults -display none -S -machine q35,memory-backend=m0 "
+#define BACKEND "-object memory-backend-guest-memfd,id=m0"
+
+static const Refusal refusals[] = {
+    { "tcg", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=32M",
+      "memory-backend-guest-memfd 'm0' needs the KVM accelerator: "
+      "use -accel kvm" },
+    { "share-off", true, NULL,
+      "-accel kvm " MACHINE_ARGS BACKEND ",size=32M,share=off",
+      "memory-backend-guest-memfd 'm0' is always shared with KVM: "
+      "remove share=off" },
+    { "merge-on", true, NULL,
+      "-accel kvm " MACHINE_ARGS BACKEND ",size=32M,merge=on",
+      "memory-backend-guest-memfd 'm0' cannot be merged by KSM: "
+      "remove merge=on" },
+    { "size-zero", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=0",
+      "property 'size' of memory-backend-guest-memfd doesn't take "
+      "value '0'" },
+    { "size-missing", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND,
+      "Parameter 'size' is missing" },
+    { "size-unaligned", true, NULL,
+      "-accel kvm " MACHINE_ARGS BACKEND ",size=33554433",
+      "memory-backend-guest-memfd 'm0' size 0x2000001 is not a multiple "
+      "of the page size 0x1000: round it up" },
+    { "prealloc-noreserve", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=32M,reserve=off,prealloc=on",
+      "'prealloc=on' and 'reserve=off' are incompatible" },
+    /* Linux 6.8 to 6.17: guest_memfd, but it cannot be mapped */
+    { "kernel-no-mmap", true, "244",
+      "-accel kvm " MACHINE_ARGS BACKEND ",size=32M",
+      "the host kernel cannot map guest_memfd (KVM_CAP_GUEST_MEMFD_FLAGS 0x0 "
+      "lacks 0x3): Linux 6.18 or later is needed" },
+    /* before Linux 6.8: no guest_memfd at all */
+    { "kernel-no-gmem", true, "234,244",
+      "-accel kvm " MACHINE_ARGS BACKEND ",size=32M",
+      "the host kernel cannot bind guest_memfd to this VM's memory "
+      "(KVM_CAP_GUEST_MEMFD): Linux 6.18 or later is needed" },
+};
+
+static const char *kvm_model(void)
+{
+    const char *lib = g_getenv("GMEM_KVM_MODEL");
+
+    return lib ? lib : "tests/qtest/guest-memfd-kvm-model.so";
+}
+
+static void test_refusal(const void *data)
+{
+    const Refusal *r = data;
+    const char *binary = g_getenv("QTEST_QEMU_BINARY");
+    g_auto(GStrv) argv = NULL;
+    g_auto(GStrv) envp = g_get_environ();
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) gerr = NULL;
+    int status;
+
+    if (r->kvm && !have_kvm()) {
+        return;
+    }
+    if (r->hide_caps) {
+        g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+
+        g_assert(g_file_test(preload, G_FILE_TEST_EXISTS));
+        envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
+        envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_HIDE_CAPS",
+                                r->hide_caps, true);
+    }
+    cmd = g_strdup_printf("%s %s", binary, r->args);
+    g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
+                          &out, &err, &status, &gerr));
+    if (g_test_verbose()) {
+        g_printerr("%s: %s", r->name, err);
+    }
+    g_assert_false(WIFSIGNALED(status));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert(strstr(err, r->message));
+    /* one line, and nothing else */
+    g_assert(g_str_has_suffix(err, "\n"));
+    g_assert(strchr(err, '\n') == err + strlen(err) - 1);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    qtest_add_data_func("/guest-memfd/boot/q35", "q35", test_boot);
+    qtest_add_data_func("/guest-memfd/boot/pc", "pc", test_boot);
+    qtest_add_func("/guest-memfd/shared-data", test_shared_data);
+    qtest_add_func("/guest-memfd/prealloc", test_prealloc);
+    qtest_add_func("/guest-memfd/query", test_query);
+    qtest_add_func("/guest-memfd/policy-bind", test_policy_bind);
+    qtest_add_func("/guest-memfd/init-private", test_init_private);
+    qtest_add_func("/guest-memfd/object-add", test_object_add);
+    qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
+    for (int i = 0; i < ARRAY_SIZE(refusals); i++) {
+        g_autofree char *path = g_strdup_printf("/guest-memfd/refuse/%s",
+                                                refusals[i].name);
+
+        qtest_add_data_func(path, &refusals[i], test_refusal);
+    }
+    return g_test_run();
+}
