@@ -40,6 +40,12 @@ count() {
     echo "check: $2: $p passed, $f failed, $s skipped"
 }
 
+# The build scripts' own refusals
+log=$logs/test-mk.tap
+"$top/mk/tests/test-mk.sh" >"$log" 2>&1
+sed 's/^/    /' "$log"
+count "$log" mk/tests/test-mk.sh
+
 for t in $OURS; do
     name=${t#*/}
     log=$logs/$name.tap

@@ -47,8 +47,10 @@ if [ ! -d "$SRC/.git" ] || [ "$(g config --get gmem.origin || true)" != "$origin
         tar xf "${origin#tarball:}" -C "$SRC.tmp" --strip-components=1 ;;
     esac
     ver=$(cat "$SRC.tmp/VERSION" 2>/dev/null || echo unknown)
-    [ "$ver" = "$QEMU_VERSION" ] ||
+    if [ "$ver" != "$QEMU_VERSION" ]; then
+        rm -rf "$SRC.tmp"
         die "${origin#*:} is QEMU $ver, this patch set needs $QEMU_VERSION"
+    fi
     git -C "$SRC.tmp" init -q
     git -C "$SRC.tmp" config core.autocrlf false
     git -C "$SRC.tmp" add -A -f .

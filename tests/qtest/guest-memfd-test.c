@@ -374,6 +374,83 @@ static void test_object_add(void)
     qtest_quit(qts);
 }
 
+static const char *kvm_model(void)
+{
+    const char *lib = g_getenv("GMEM_KVM_MODEL");
+
+    return lib ? lib : "tests/qtest/guest-memfd-kvm-model.so";
+}
+
+/*
+ * x86 SMM maps all of RAM in a second address space, but a guest_memfd
+ * range can be bound to one memory slot only.  KVM has no SMM on some
+ * hosts (this test's model adds it), so the model also keeps the second
+ * address space's slots and enforces the binding rule, as the kernel does.
+ */
+static void test_smm_alias(const void *data)
+{
+    const char *machine = data;
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *log = g_build_filename(dir, "slots", NULL);
+    g_autofree char *m = g_strdup_printf("%s,smm=on", machine);
+    g_autofree char *slots = NULL;
+    g_auto(GStrv) lines = NULL;
+    int smm_ram = 0;
+    QTestState *qts;
+
+    if (!have_kvm()) {
+        return;
+    }
+    g_setenv("LD_PRELOAD", preload, true);
+    g_setenv("GMEM_KVM_MODEL_SMM", "1", true);
+    g_setenv("GMEM_KVM_MODEL_LOG", log, true);
+    qts = start_vm(m, "", "-S");
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_SMM");
+    g_unsetenv("GMEM_KVM_MODEL_LOG");
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    g_assert(g_file_get_contents(log, &slots, NULL, NULL));
+    lines = g_strsplit(slots, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        unsigned as, slot, flags;
+        unsigned long long gpa, size;
+        int fd;
+
+        if (sscanf(lines[i], "as=%u slot=%u flags=0x%x gpa=0x%llx "
+                   "size=0x%llx guest_memfd=%d", &as, &slot, &flags, &gpa,
+                   &size, &fd) != 6 || !size) {
+            continue;
+        }
+        g_assert_cmpint(as, ==, 1);
+        /* the SMM view of RAM reaches it through QEMU's mapping */
+        g_assert_false(flags & 4);
+        g_assert_cmpint(fd, ==, -1);
+        smm_ram += gpa < RAM_MB * MiB;
+    }
+    g_assert_cmpint(smm_ram, >, 0);
+    qtest_quit(qts);
+    unlink(log);
+    rmdir(dir);
+}
+
+/* -object memory-backend-guest-memfd,help lists the properties */
+static void test_help(void)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -object "
+                                           "memory-backend-guest-memfd,help",
+                                           g_getenv("QTEST_QEMU_BINARY"));
+    g_autofree char *out = NULL;
+    int status;
+
+    g_assert(g_spawn_command_line_sync(cmd, &out, NULL, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert(strstr(out, "memory-backend-guest-memfd options:"));
+    g_assert(strstr(out, "init-shared=<bool>"));
+    g_assert(strstr(out, "prealloc=<bool>"));
+}
+
 /* Without KVM, object-add says what is missing (no KVM needed here) */
 static void test_no_kvm_object_add(void)
 {
@@ -445,13 +522,6 @@ static const Refusal refusals[] = {
       "(KVM_CAP_GUEST_MEMFD): Linux 6.18 or later is needed" },
 };
 
-static const char *kvm_model(void)
-{
-    const char *lib = g_getenv("GMEM_KVM_MODEL");
-
-    return lib ? lib : "tests/qtest/guest-memfd-kvm-model.so";
-}
-
 static void test_refusal(const void *data)
 {
     const Refusal *r = data;
@@ -503,7 +573,10 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/policy-bind", test_policy_bind);
     qtest_add_func("/guest-memfd/init-private", test_init_private);
     qtest_add_func("/guest-memfd/object-add", test_object_add);
+    qtest_add_func("/guest-memfd/help", test_help);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
+    qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
+    qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);
     for (int i = 0; i < ARRAY_SIZE(refusals); i++) {
         g_autofree char *path = g_strdup_printf("/guest-memfd/refuse/%s",
                                                 refusals[i].name);

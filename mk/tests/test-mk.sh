@@ -1,0 +1,65 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Tests of the build scripts' refusals, in TAP: each bad set-up must fail
+# with exit status 1 and one line that names the problem and the fix.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fails=0
+
+check() {
+    # check NAME EXPECTED-STATUS EXPECTED-TEXT COMMAND...
+    name=$1 want=$2 text=$3
+    shift 3
+    n=$((n + 1))
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ $rc -eq "$want" ] && printf '%s\n' "$out" | grep -qF -- "$text"; then
+        echo "ok $n - $name"
+    else
+        echo "not ok $n - $name (exit $rc)"
+        printf '%s\n' "$out" | sed 's/^/# /'
+        fails=$((fails + 1))
+    fi
+}
+
+# An apt-get that cannot fetch, as on a machine without the deb-src entry
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\necho "E: You must put some source URIs in your sources.list" >&2\nexit 100\n' \
+    >"$tmp/bin/apt-get"
+chmod +x "$tmp/bin/apt-get"
+
+check "fetch: no source and no cache" 1 \
+    "cannot fetch qemu=1:10.2.2+ds-1 (E: You must put some source URIs in your sources.list); run 'make setup'" \
+    env PATH="$tmp/bin:$PATH" DL="$tmp/dl" QEMU_CACHE="$tmp/none" CI= \
+    "$top/mk/fetch.sh"
+
+# A cache whose tarball is corrupt is not used
+mkdir -p "$tmp/cache"
+echo corrupt >"$tmp/cache/qemu_10.2.2+ds.orig.tar.xz"
+check "fetch: corrupt cache refused" 1 "cannot fetch" \
+    env PATH="$tmp/bin:$PATH" DL="$tmp/dl2" QEMU_CACHE="$tmp/cache" CI=true \
+    "$top/mk/fetch.sh"
+
+check "fetch: QEMU_TARBALL that does not exist" 1 \
+    "QEMU_TARBALL=$tmp/nope.tar.xz does not exist" \
+    env QEMU_TARBALL="$tmp/nope.tar.xz" DL="$tmp/dl3" "$top/mk/fetch.sh"
+
+# A tarball of another QEMU version
+mkdir -p "$tmp/qemu-9.0.0"
+echo 9.0.0 >"$tmp/qemu-9.0.0/VERSION"
+tar cJf "$tmp/qemu-9.0.0.tar.xz" -C "$tmp" qemu-9.0.0
+check "prepare: QEMU_TARBALL of another version" 1 \
+    "is QEMU 9.0.0, this patch set needs 10.2.2" \
+    env QEMU_TARBALL="$tmp/qemu-9.0.0.tar.xz" SRC="$tmp/src" \
+    "$top/mk/prepare.sh"
+
+check "prepare: QEMU_SRC that is not a QEMU tree" 1 \
+    "QEMU_SRC=$tmp/bin is not a QEMU source tree" \
+    env QEMU_SRC="$tmp/bin" SRC="$tmp/src2" "$top/mk/prepare.sh"
+
+echo "1..$n"
+[ $fails -eq 0 ]
