@@ -34,8 +34,8 @@ INPUTS  := patches/series patches/overlay $(wildcard patches/*.patch) $(OVERLAY)
 
 export QEMU_SRC QEMU_TARBALL
 
-.PHONY: all setup fetch prepare configure build run check check-qtest \
-	check-unit check-upstream series bench clean distclean
+.PHONY: all setup fetch prepare configure build run check series \
+	series-build print-configure-flags bench clean distclean
 
 all: build
 
@@ -88,6 +88,13 @@ check: build
 
 series: $(TOP)/build/.prepared
 	mk/series.sh
+
+# Build after each patch of the series (slow; not part of check)
+series-build: $(TOP)/build/.prepared
+	mk/series-build.sh
+
+print-configure-flags:
+	@echo '$(CONFIGURE_FLAGS)'
 
 bench: build
 	bench/run.sh $(OBJ)
