@@ -70,7 +70,8 @@ for t in $OURS; do
 done
 
 # Unit tests of this project's pure logic
-for u in $(cd "$OBJ" && ls tests/unit/test-gmem-* 2>/dev/null); do
+for u in $(cd "$OBJ" && find tests/unit -maxdepth 1 -type f -perm -u+x \
+             -name 'test-kvm-gmem-*' | sort); do
     log=$logs/$(basename "$u").tap
     (cd "$OBJ" && "$u" --tap -k) >"$log" 2>&1
     count "$log" "$u"

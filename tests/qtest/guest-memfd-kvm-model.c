@@ -3,7 +3,8 @@
  *
  * - The KVM capabilities listed in GMEM_KVM_MODEL_HIDE_CAPS (numbers,
  *   separated by commas) read as 0 from KVM_CHECK_EXTENSION, as they do
- *   on a kernel that predates them.
+ *   on a kernel that predates them; those in GMEM_KVM_MODEL_SET_CAPS
+ *   ("cap=value,...") read as the value given, as on a newer kernel.
  * - With GMEM_KVM_MODEL_SMM=1, KVM supports SMM: a second address space
  *   whose memory slots the model keeps itself (the host's KVM may have
  *   none), logged to the file GMEM_KVM_MODEL_LOG.
@@ -53,6 +54,31 @@ static bool listed(const char *env, long value)
         p = *p == ',' ? p + 1 : NULL;
     }
     return false;
+}
+
+/* The value GMEM_KVM_MODEL_SET_CAPS gives @cap, or -1 */
+static long set_cap(long cap)
+{
+    const char *p = getenv("GMEM_KVM_MODEL_SET_CAPS");
+
+    while (p && *p) {
+        long n = 0, v = 0;
+
+        while (*p >= '0' && *p <= '9') {
+            n = n * 10 + (*p++ - '0');
+        }
+        if (*p++ != '=') {
+            return -1;
+        }
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+        }
+        if (n == cap) {
+            return v;
+        }
+        p = *p == ',' ? p + 1 : NULL;
+    }
+    return -1;
 }
 
 static bool model_smm(void)
@@ -130,6 +156,9 @@ int ioctl(int fd, unsigned long request, ...)
 
         if (listed("GMEM_KVM_MODEL_HIDE_CAPS", cap)) {
             return 0;
+        }
+        if (set_cap(cap) >= 0) {
+            return set_cap(cap);
         }
         if (model_smm() && cap == KVM_CAP_X86_SMM) {
             return 1;

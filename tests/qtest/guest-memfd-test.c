@@ -11,7 +11,9 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <linux/kvm.h>
 #include "qemu/units.h"
 #include "qemu/bswap.h"
 #include "libqtest.h"
@@ -435,6 +437,131 @@ static void test_smm_alias(const void *data)
     rmdir(dir);
 }
 
+static QDict *query_gmem_caps(const char *set_caps)
+{
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    QTestState *qts;
+    QDict *resp, *info;
+
+    if (set_caps) {
+        g_setenv("LD_PRELOAD", preload, true);
+        g_setenv("GMEM_KVM_MODEL_SET_CAPS", set_caps, true);
+    }
+    qts = qtest_init("-accel kvm -machine none");
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_SET_CAPS");
+    resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+    info = qdict_get_qdict(resp, "return");
+    g_assert(info);
+    qobject_ref(info);
+    qobject_unref(resp);
+    qtest_quit(qts);
+    return info;
+}
+
+/* "phase direction content" -> means, as query-kvm-guest-memfd says */
+static char *conversions_str(QDict *info)
+{
+    GString *s = g_string_new("");
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "conversions"), e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_string_append_printf(s, "%s %s %s %s\n",
+                               qdict_get_str(c, "phase"),
+                               qdict_get_str(c, "direction"),
+                               qdict_get_str(c, "content"),
+                               qdict_get_str(c, "means"));
+    }
+    return g_string_free(s, false);
+}
+
+/*
+ * What KVM offers for guest_memfd, as QEMU probed it: this host's kernel,
+ * whose mode the test works out from /dev/kvm itself, and (through the
+ * model) a kernel with in-place conversion.
+ */
+static void test_kvm_caps(void)
+{
+    int kvm, vm;
+    long gmem, flags, vm_attrs;
+    const char *expect;
+    QDict *info;
+    g_autofree char *conv = NULL;
+    QTestState *qts;
+    char *hmp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    kvm = open("/dev/kvm", O_RDWR);
+    g_assert(kvm >= 0);
+    vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    g_assert(vm >= 0);
+    gmem = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD);
+    flags = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+    vm_attrs = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES);
+    close(vm);
+    close(kvm);
+    expect = vm_attrs > 0 && (vm_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE) ?
+             "legacy" : gmem > 0 && flags > 0 &&
+             (flags & GUEST_MEMFD_FLAG_MMAP) ? "shared-only" : "none";
+
+    info = query_gmem_caps(NULL);
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, expect);
+    g_assert_cmpint(qdict_get_int(info, "guest-memfd-flags"), ==,
+                    MAX(flags, 0));
+    conv = conversions_str(info);
+    if (g_str_equal(expect, "shared-only")) {
+        /* no private memory: no conversion of any kind */
+        g_assert_cmpint(qlist_size(qdict_get_qlist(info, "conversions")),
+                        ==, 12);
+        g_assert_null(strstr(conv, "plain"));
+        g_assert_null(strstr(conv, "kernel-flag"));
+    }
+    qobject_unref(info);
+    g_clear_pointer(&conv, g_free);
+
+    /* v8: per-file attributes (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) */
+    info = query_gmem_caps("250=8");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "in-place");
+    g_assert_cmpint(qdict_get_int(info, "guest-memfd-memory-attributes"),
+                    ==, 8);
+    conv = conversions_str(info);
+    g_assert(strstr(conv, "runtime to-private unspecified plain\n"));
+    g_assert(strstr(conv, "runtime to-shared zero userspace\n"));
+    g_assert(strstr(conv, "runtime to-shared preserve unsupported\n"));
+    qobject_unref(info);
+    g_clear_pointer(&conv, g_free);
+
+    /* v5: content flags (KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS) */
+    info = query_gmem_caps("250=8,251=3");
+    conv = conversions_str(info);
+    g_assert(strstr(conv, "runtime to-shared zero kernel-flag\n"));
+    g_assert(strstr(conv, "runtime to-shared preserve kernel-flag\n"));
+    qobject_unref(info);
+
+    qts = qtest_init("-accel kvm -machine none");
+    hmp = qtest_hmp(qts, "info kvm-guest-memfd");
+    g_assert(strstr(hmp, "mode: "));
+    g_assert(strstr(hmp, expect));
+    g_free(hmp);
+    qtest_quit(qts);
+}
+
+/* Without KVM, the command says so */
+static void test_no_kvm_caps(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "KVM is not enabled: use -accel kvm");
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
 /* -object memory-backend-guest-memfd,help lists the properties */
 static void test_help(void)
 {
@@ -574,6 +701,8 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/init-private", test_init_private);
     qtest_add_func("/guest-memfd/object-add", test_object_add);
     qtest_add_func("/guest-memfd/help", test_help);
+    qtest_add_func("/guest-memfd/kvm-caps", test_kvm_caps);
+    qtest_add_func("/guest-memfd/no-kvm-caps", test_no_kvm_caps);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
     qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
     qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);

@@ -1,0 +1,82 @@
+/*
+ * KVM guest_memfd: probing what the host offers, and reporting it
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/kvm.h>
+#include "qapi/error.h"
+#include "qapi/qapi-commands-accelerator.h"
+#include "hw/boards.h"
+#include "system/kvm.h"
+#include "system/kvm_int.h"
+#include "system/kvm-gmem.h"
+#include "trace.h"
+
+static KvmGmemCaps kvm_gmem_caps;
+static KvmGmemTable kvm_gmem_table;
+
+static uint64_t kvm_gmem_check(KVMState *s, unsigned int cap)
+{
+    int ret = kvm_vm_check_extension(s, cap);
+
+    return ret > 0 ? ret : 0;
+}
+
+void kvm_gmem_init(KVMState *s, MachineState *ms)
+{
+    KvmGmemCaps *caps = &kvm_gmem_caps;
+
+    caps->guest_memfd = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD) &&
+                        kvm_gmem_check(s, KVM_CAP_USER_MEMORY2);
+    caps->gmem_flags = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD_FLAGS);
+    caps->vm_attrs = kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES);
+    caps->gmem_attrs = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES);
+    caps->attr2_flags = kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS);
+    caps->pre_launch_flags =
+        kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_PRE_LAUNCH_FLAGS);
+    caps->post_launch_flags =
+        kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_POST_LAUNCH_FLAGS);
+    /* The confidential guests that need guest_memfd populate it at launch */
+    caps->launch_update = machine_require_guest_memfd(ms);
+
+    kvm_gmem_caps_table(caps, &kvm_gmem_table);
+    trace_kvm_gmem_caps(KvmGuestMemfdMode_str(kvm_gmem_table.mode),
+                        caps->gmem_flags, caps->vm_attrs, caps->gmem_attrs,
+                        caps->attr2_flags, caps->pre_launch_flags,
+                        caps->post_launch_flags, caps->launch_update);
+}
+
+KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
+{
+    KvmGuestMemfdInfo *info;
+    KvmGuestMemfdConversionList **tail;
+
+    if (!kvm_enabled()) {
+        error_setg(errp, "KVM is not enabled: use -accel kvm");
+        return NULL;
+    }
+
+    info = g_new0(KvmGuestMemfdInfo, 1);
+    info->mode = kvm_gmem_table.mode;
+    info->guest_memfd_flags = kvm_gmem_caps.gmem_flags;
+    info->vm_memory_attributes = kvm_gmem_caps.vm_attrs;
+    info->guest_memfd_memory_attributes = kvm_gmem_caps.gmem_attrs;
+    tail = &info->conversions;
+    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
+        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
+            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
+                KvmGuestMemfdConversion *conv = g_new(KvmGuestMemfdConversion,
+                                                      1);
+
+                conv->phase = p;
+                conv->direction = d;
+                conv->content = c;
+                conv->means = kvm_gmem_table.means[p][d][c];
+                QAPI_LIST_APPEND(tail, conv);
+            }
+        }
+    }
+    return info;
+}
