@@ -1,0 +1,615 @@
+/*
+ * Unit tests of in-place guest_memfd conversion
+ *
+ * No released kernel converts guest_memfd memory in place yet, so the
+ * kernel here is a model of its documented behaviour (the in-place
+ * conversion series): KVM_SET_MEMORY_ATTRIBUTES2 converts a page-aligned
+ * range of the file atomically or not at all; EINVAL for a misaligned
+ * range, unknown bits or both content flags; EOPNOTSUPP for a content
+ * flag it does not support; EAGAIN, with error_offset, while a page is
+ * still referenced.  Converting without a content flag leaves the
+ * contents unspecified, which the model makes garbage.  The listeners
+ * check, on every call, that they never map private memory.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/kvm.h>
+#include "qemu/bitmap.h"
+#include "qapi/error.h"
+#include "system/kvm-gmem-convert.h"
+
+#define SHIFT 12
+#define PAGE (1ULL << SHIFT)
+#define NR_PAGES 1024
+#define FILE_SIZE (NR_PAGES * PAGE)
+#define ZERO KVM_SET_MEMORY_ATTRIBUTES2_ZERO
+#define PRESERVE KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE
+#define RUNTIME KVM_GUEST_MEMFD_PHASE_RUNTIME
+#define PRE_LAUNCH KVM_GUEST_MEMFD_PHASE_PRE_LAUNCH
+#define UNSPEC KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED
+#define C_ZERO KVM_GUEST_MEMFD_CONTENT_ZERO
+#define C_PRESERVE KVM_GUEST_MEMFD_CONTENT_PRESERVE
+
+typedef struct Model {
+    bool private[NR_PAGES];
+    uint32_t content[NR_PAGES];
+    uint64_t flags_supported;
+    int64_t busy_page;          /* EAGAIN while in range, busy_tries times */
+    int busy_tries;
+    int fail_next;              /* errno of the next call */
+    int punch_fail;
+    unsigned calls, punches, backoffs;
+    uint32_t garbage;
+    GString *log;
+} Model;
+
+static int model_set_attributes(void *opaque, int fd, uint64_t offset,
+                                uint64_t size, uint64_t attrs, uint64_t flags,
+                                uint64_t *error_offset)
+{
+    Model *m = opaque;
+    bool to_private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
+
+    m->calls++;
+    g_string_append_printf(m->log, "K%c %" PRIx64 "+%" PRIx64 ";",
+                           to_private ? 'P' : 'S', offset, size);
+    if ((offset | size) & (PAGE - 1) || !size || offset >= FILE_SIZE ||
+        size > FILE_SIZE - offset) {
+        return -EINVAL;
+    }
+    if (attrs & ~KVM_MEMORY_ATTRIBUTE_PRIVATE || flags & ~(ZERO | PRESERVE) ||
+        (flags & ZERO && flags & PRESERVE)) {
+        return -EINVAL;
+    }
+    if (flags & ~m->flags_supported) {
+        return -EOPNOTSUPP;
+    }
+    if (m->fail_next) {
+        int err = m->fail_next;
+
+        m->fail_next = 0;
+        return -err;
+    }
+    if (m->busy_tries && m->busy_page >= offset / PAGE &&
+        m->busy_page < (offset + size) / PAGE) {
+        m->busy_tries--;
+        *error_offset = m->busy_page * PAGE;
+        return -EAGAIN;
+    }
+    /* the point of no return: all of it converts */
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        if (m->private[i] != to_private) {
+            if (flags & ZERO) {
+                m->content[i] = 0;
+            } else if (!(flags & PRESERVE)) {
+                m->content[i] = ++m->garbage | 0x80000000;
+            }
+            m->private[i] = to_private;
+        }
+    }
+    return 0;
+}
+
+static int model_punch_hole(void *opaque, int fd, uint64_t offset,
+                            uint64_t size)
+{
+    Model *m = opaque;
+
+    m->punches++;
+    g_string_append_printf(m->log, "H %" PRIx64 "+%" PRIx64 ";", offset,
+                           size);
+    if (m->punch_fail) {
+        return -m->punch_fail;
+    }
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        g_assert_false(m->private[i]);
+        m->content[i] = 0;
+    }
+    return 0;
+}
+
+static void model_backoff(void *opaque, unsigned attempt)
+{
+    Model *m = opaque;
+
+    m->backoffs++;
+}
+
+static const KvmGmemOps model_ops = {
+    .set_attributes = model_set_attributes,
+    .punch_hole = model_punch_hole,
+    .backoff = model_backoff,
+};
+
+typedef struct TestListener {
+    KvmGmemListener l;
+    Model *m;
+    char name;
+    bool mapped[NR_PAGES];
+    int fail_in;                /* fail the populate call after this many */
+    unsigned populates;
+} TestListener;
+
+static int listener_populate(KvmGmemListener *l, uint64_t offset,
+                             uint64_t size)
+{
+    TestListener *t = container_of(l, TestListener, l);
+
+    g_string_append_printf(t->m->log, "P%c %" PRIx64 "+%" PRIx64 ";",
+                           t->name, offset, size);
+    t->populates++;
+    if (t->fail_in && !--t->fail_in) {
+        return -ENOMEM;
+    }
+    g_assert(offset >= l->offset && offset + size <= l->offset + l->size);
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        /* the kernel has made it shared already, and it is not mapped */
+        g_assert_false(t->m->private[i]);
+        g_assert_false(t->mapped[i]);
+        t->mapped[i] = true;
+    }
+    return 0;
+}
+
+static void listener_discard(KvmGmemListener *l, uint64_t offset,
+                             uint64_t size)
+{
+    TestListener *t = container_of(l, TestListener, l);
+
+    g_string_append_printf(t->m->log, "D%c %" PRIx64 "+%" PRIx64 ";",
+                           t->name, offset, size);
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        /* the kernel has not made it private yet, and it is mapped */
+        g_assert_false(t->m->private[i]);
+        g_assert_true(t->mapped[i]);
+        t->mapped[i] = false;
+    }
+}
+
+static void listener_init(TestListener *t, Model *m, char name,
+                          uint64_t offset, uint64_t size)
+{
+    *t = (TestListener) {
+        .l = { .offset = offset, .size = size,
+               .populate = listener_populate,
+               .discard = listener_discard },
+        .m = m,
+        .name = name,
+    };
+}
+
+typedef struct Fixture {
+    Model m;
+    KvmGmemTable table;
+    KvmGmemFile f;
+} Fixture;
+
+static void fixture_init(Fixture *x, const KvmGmemCaps *caps)
+{
+    memset(x, 0, sizeof(*x));
+    x->m.log = g_string_new("");
+    x->m.busy_page = -1;
+    x->m.flags_supported = caps->attr2_flags | caps->pre_launch_flags |
+                           caps->post_launch_flags;
+    kvm_gmem_caps_table(caps, &x->table);
+    kvm_gmem_file_init(&x->f, 42, FILE_SIZE, SHIFT, true, &model_ops, &x->m,
+                       &x->table);
+}
+
+static void fixture_destroy(Fixture *x)
+{
+    kvm_gmem_file_destroy(&x->f);
+    g_string_free(x->m.log, true);
+}
+
+/* v8: in-place, no content flags */
+static const KvmGmemCaps caps_v8 = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+};
+/* v5, SW-protected VM: content flags at any time */
+static const KvmGmemCaps caps_v5 = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
+};
+/* v5, SEV-SNP: PRESERVE only before launch, toward private */
+static const KvmGmemCaps caps_v5_snp = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
+    .launch_update = true,
+};
+
+/* QEMU's state equals the model kernel's; counts equal a recount */
+static void check_state(Fixture *x, TestListener **ls, int nr_ls)
+{
+    uint64_t shared = 0;
+
+    for (int i = 0; i < NR_PAGES; i++) {
+        bool s = test_bit(i, x->f.shared);
+
+        g_assert_cmpint(s, ==, !x->m.private[i]);
+        shared += s;
+        for (int j = 0; j < nr_ls; j++) {
+            bool in = i * PAGE >= ls[j]->l.offset &&
+                      i * PAGE < ls[j]->l.offset + ls[j]->l.size;
+
+            g_assert_cmpint(ls[j]->mapped[i], ==, s && in);
+        }
+    }
+    g_assert_cmpuint(x->f.nr_shared, ==, shared);
+    g_assert_cmpuint(x->f.nr_shared, ==,
+                     bitmap_count_one(x->f.shared, NR_PAGES));
+    g_assert_cmpuint(kvm_gmem_file_shared_bytes(&x->f) +
+                     kvm_gmem_file_private_bytes(&x->f), ==, FILE_SIZE);
+}
+
+static void test_order(void)
+{
+    Fixture x;
+    TestListener a, b;
+    TestListener *ls[] = { &a, &b };
+
+    fixture_init(&x, &caps_v8);
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    listener_init(&b, &x.m, 'B', 8 * PAGE, 8 * PAGE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+    check_state(&x, ls, 2);
+    g_string_truncate(x.m.log, 0);
+
+    /* to private: listeners first, then the kernel */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 4 * PAGE, 8 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "DB 8000+4000;DA 4000+8000;KP 4000+8000;");
+    check_state(&x, ls, 2);
+    g_string_truncate(x.m.log, 0);
+
+    /* to shared: the kernel first, then listeners, for what changed */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 16 * PAGE, false, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "KS 0+10000;PB 8000+4000;PA 4000+8000;");
+    check_state(&x, ls, 2);
+    g_assert_cmpuint(x.f.conversions, ==, 2);
+
+    kvm_gmem_listener_del(&x.f, &b.l);
+    kvm_gmem_listener_del(&x.f, &a.l);
+    fixture_destroy(&x);
+}
+
+/* A kernel failure toward private gives the listeners their memory back */
+static void test_rollback_kernel(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    g_string_truncate(x.m.log, 0);
+
+    x.m.fail_next = ENOMEM;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME, UNSPEC,
+                                     &err), ==, -ENOMEM);
+    error_free_or_abort(&err);
+    g_assert_cmpstr(x.m.log->str, ==, "DA 0+2000;KP 0+2000;PA 0+2000;");
+    check_state(&x, ls, 1);
+    g_assert_cmpuint(x.f.failures, ==, 1);
+
+    /* toward shared, nothing to undo */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME, UNSPEC,
+                                     &error_abort), ==, 0);
+    g_string_truncate(x.m.log, 0);
+    x.m.fail_next = EINVAL;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, false, RUNTIME,
+                                     UNSPEC, &err), ==, -EINVAL);
+    error_free_or_abort(&err);
+    g_assert_cmpstr(x.m.log->str, ==, "KS 0+2000;");
+    check_state(&x, ls, 1);
+
+    kvm_gmem_listener_del(&x.f, &a.l);
+    fixture_destroy(&x);
+}
+
+/* A listener failure toward shared converts the kernel back */
+static void test_rollback_listener(void)
+{
+    Fixture x;
+    TestListener a, b;
+    TestListener *ls[] = { &a, &b };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    listener_init(&b, &x.m, 'B', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+    /* private: pages 0-1 and 4-5; 2-3 stay shared */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 6 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 2 * PAGE, 2 * PAGE, false,
+                                     RUNTIME, UNSPEC, &error_abort), ==, 0);
+    check_state(&x, ls, 2);
+    g_string_truncate(x.m.log, 0);
+
+    /* A (told second) fails on the second run */
+    a.fail_in = 2;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 6 * PAGE, false, RUNTIME,
+                                     UNSPEC, &err), ==, -ENOMEM);
+    error_free_or_abort(&err);
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "KS 0+6000;PB 0+2000;PA 0+2000;PB 4000+2000;PA 4000+2000;"
+                    "DB 0+2000;DA 0+2000;DB 4000+2000;"
+                    "KP 0+2000;KP 4000+2000;");
+    check_state(&x, ls, 2);
+
+    kvm_gmem_listener_del(&x.f, &b.l);
+    kvm_gmem_listener_del(&x.f, &a.l);
+    fixture_destroy(&x);
+}
+
+/* Busy pages: bounded retries, then a clear failure */
+static void test_eagain(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+
+    x.m.busy_page = 5;
+    x.m.busy_tries = 3;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpuint(x.f.retries, ==, 3);
+    g_assert_cmpuint(x.m.backoffs, ==, 3);
+    check_state(&x, ls, 1);
+
+    x.m.busy_tries = INT_MAX;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, false, RUNTIME,
+                                     UNSPEC, &err), ==, -EAGAIN);
+    g_assert(strstr(error_get_pretty(err), "offset 0x5000 is still in use"));
+    error_free(err);
+    err = NULL;
+    g_assert_cmpuint(x.f.retries, ==, 3 + KVM_GMEM_CONVERT_TRIES - 1);
+    check_state(&x, ls, 1);
+    g_assert(kvm_gmem_file_is(&x.f, 0, 8 * PAGE, false));
+
+    kvm_gmem_listener_del(&x.f, &a.l);
+    fixture_destroy(&x);
+}
+
+/* Content requests: honoured by the means the table gives, or refused */
+static void test_content(void)
+{
+    Fixture x;
+    Error *err = NULL;
+    unsigned calls;
+
+    /* v8: zeroing toward shared is a hole punched by QEMU */
+    fixture_init(&x, &caps_v8);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 4 * PAGE, true, RUNTIME, UNSPEC,
+                                     &error_abort), ==, 0);
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, false, RUNTIME,
+                                     C_ZERO, &error_abort), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==, "KS 0+8000;H 0+4000;");
+    for (int i = 0; i < 4; i++) {
+        g_assert_cmpuint(x.m.content[i], ==, 0);
+    }
+    /* and v8 cannot preserve at runtime: refused, the kernel untouched */
+    calls = x.m.calls;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, PAGE, true, RUNTIME,
+                                     C_PRESERVE, &err), ==, -ENOTSUP);
+    g_assert_cmpstr(error_get_pretty(err), ==, "cannot convert guest_memfd "
+                    "memory to private at runtime, preserving its contents: "
+                    "the host kernel does not support it");
+    error_free(err);
+    err = NULL;
+    g_assert_cmpuint(x.m.calls, ==, calls);
+    /* nor zero toward private */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, PAGE, true, RUNTIME, C_ZERO,
+                                     &err), ==, -ENOTSUP);
+    error_free_or_abort(&err);
+    g_assert_cmpuint(x.m.calls, ==, calls);
+    fixture_destroy(&x);
+
+    /* v5: kernel flags, contents as asked */
+    fixture_init(&x, &caps_v5);
+    for (int i = 0; i < NR_PAGES; i++) {
+        x.m.content[i] = 1000 + i;
+    }
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME,
+                                     C_PRESERVE, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[1], ==, 1001);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, false, RUNTIME,
+                                     C_PRESERVE, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[1], ==, 1001);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME, UNSPEC,
+                                     &error_abort), ==, 0);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, false, RUNTIME,
+                                     C_ZERO, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[1], ==, 0);
+    g_assert_cmpuint(x.m.punches, ==, 0);
+    fixture_destroy(&x);
+
+    /* v5 SNP: PRESERVE before launch toward private only */
+    fixture_init(&x, &caps_v5_snp);
+    x.m.content[0] = 77;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, PAGE, true, PRE_LAUNCH,
+                                     C_PRESERVE, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[0], ==, 77);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, PAGE, PAGE, true, RUNTIME,
+                                     C_PRESERVE, &err), ==, -ENOTSUP);
+    error_free_or_abort(&err);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, PAGE, false, PRE_LAUNCH,
+                                     C_PRESERVE, &err), ==, -ENOTSUP);
+    error_free_or_abort(&err);
+    fixture_destroy(&x);
+}
+
+/* Bad ranges fail before anything is done */
+static void test_invalid(void)
+{
+    static const struct { uint64_t offset, size; } bad[] = {
+        { 0, 0 }, { 1, PAGE }, { 0, PAGE + 1 }, { FILE_SIZE, PAGE },
+        { FILE_SIZE - PAGE, 2 * PAGE }, { PAGE, UINT64_MAX - PAGE + 1 },
+        { UINT64_MAX & ~(PAGE - 1), PAGE },
+    };
+    Fixture x;
+
+    fixture_init(&x, &caps_v8);
+    for (int i = 0; i < ARRAY_SIZE(bad); i++) {
+        Error *err = NULL;
+
+        g_assert_cmpint(kvm_gmem_convert(&x.f, bad[i].offset, bad[i].size,
+                                         i & 1, RUNTIME, UNSPEC, &err), ==,
+                        -EINVAL);
+        error_free_or_abort(&err);
+    }
+    g_assert_cmpuint(x.m.calls, ==, 0);
+    g_assert_cmpuint(x.f.nr_shared, ==, NR_PAGES);
+    fixture_destroy(&x);
+}
+
+/* A new listener hears about shared memory one run at a time */
+static void test_replay(void)
+{
+    Fixture x;
+    TestListener a, b;
+    TestListener *ls[] = { &a };
+
+    fixture_init(&x, &caps_v8);
+    /* every third page private: 2-page shared runs */
+    for (int i = 2; i < NR_PAGES; i += 3) {
+        g_assert_cmpint(kvm_gmem_convert(&x.f, i * PAGE, PAGE, true, RUNTIME,
+                                         UNSPEC, &error_abort), ==, 0);
+    }
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    g_assert_cmpuint(a.populates, ==, (NR_PAGES + 2) / 3);
+    check_state(&x, ls, 1);
+
+    /* one that fails on its third run takes nothing, and is not added */
+    listener_init(&b, &x.m, 'B', 0, FILE_SIZE);
+    b.fail_in = 3;
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, -ENOMEM);
+    g_assert_cmpstr(x.m.log->str, ==, "PB 0+2000;PB 3000+2000;PB 6000+2000;"
+                    "DB 0+2000;DB 3000+2000;");
+    g_assert_null(b.l.next.le_prev);
+    for (int i = 0; i < NR_PAGES; i++) {
+        g_assert_false(b.mapped[i]);
+    }
+
+    kvm_gmem_listener_del(&x.f, &a.l);
+    for (int i = 0; i < NR_PAGES; i++) {
+        g_assert_false(a.mapped[i]);
+    }
+    fixture_destroy(&x);
+}
+
+/*
+ * Many random conversions, good and bad, with injected failures: after
+ * each, QEMU's state equals the model kernel's, the counts equal a
+ * recount, and every listener maps exactly the shared memory it follows.
+ */
+static void test_random(const void *data)
+{
+    const KvmGmemCaps *caps = data;
+    const int ops = g_test_slow() ? 1000000 : 100000;
+    Fixture x;
+    TestListener a, b;
+    TestListener *ls[] = { &a, &b };
+    GRand *r = g_rand_new_with_seed(0x9e3779b9);
+    unsigned ok = 0;
+
+    fixture_init(&x, caps);
+    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
+    listener_init(&b, &x.m, 'B', 100 * PAGE, 300 * PAGE);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+
+    for (int i = 0; i < ops; i++) {
+        uint64_t offset = g_rand_int_range(r, 0, NR_PAGES) * PAGE;
+        uint64_t size = g_rand_int_range(r, 1, 64) * PAGE;
+        bool to_private = g_rand_boolean(r);
+        int content = g_rand_int_range(r, 0, KVM_GUEST_MEMFD_CONTENT__MAX);
+        Error *err = NULL;
+        int ret;
+
+        switch (g_rand_int_range(r, 0, 16)) {
+        case 0:
+            offset += g_rand_int_range(r, 1, PAGE);       /* misaligned */
+            break;
+        case 1:
+            size = UINT64_MAX - offset + 1;               /* overflows */
+            break;
+        case 2:
+            x.m.fail_next = g_rand_boolean(r) ? ENOMEM : EFAULT;
+            break;
+        case 3:
+            x.m.busy_page = offset / PAGE + g_rand_int_range(r, 0, 64);
+            x.m.busy_tries = g_rand_boolean(r) ? 2 : INT_MAX;
+            break;
+        case 4:
+            a.fail_in = g_rand_int_range(r, 1, 3);
+            break;
+        case 5:
+            b.fail_in = g_rand_int_range(r, 1, 3);
+            break;
+        case 6:
+            x.m.punch_fail = EIO;
+            break;
+        }
+        if (g_rand_int_range(r, 0, 8) == 0) {
+            /* a large range */
+            size = g_rand_int_range(r, 1, NR_PAGES) * PAGE;
+        }
+        ret = kvm_gmem_convert(&x.f, offset, size, to_private, RUNTIME,
+                               content, &err);
+        g_assert(!ret == !err);
+        error_free(err);
+        ok += !ret;
+        x.m.fail_next = 0;
+        x.m.busy_tries = 0;
+        x.m.punch_fail = 0;
+        a.fail_in = 0;
+        b.fail_in = 0;
+        check_state(&x, ls, 2);
+    }
+    g_assert_cmpuint(x.f.conversions, ==, ok);
+    g_assert_cmpuint(x.f.failures, ==, ops - ok);
+    /* a third of the requests cannot be honoured on v8 (PRESERVE) */
+    g_assert_cmpuint(ok, >, ops / 4);
+    kvm_gmem_listener_del(&x.f, &a.l);
+    kvm_gmem_listener_del(&x.f, &b.l);
+    fixture_destroy(&x);
+    g_rand_free(r);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/kvm-gmem-convert/order", test_order);
+    g_test_add_func("/kvm-gmem-convert/rollback-kernel", test_rollback_kernel);
+    g_test_add_func("/kvm-gmem-convert/rollback-listener",
+                    test_rollback_listener);
+    g_test_add_func("/kvm-gmem-convert/eagain", test_eagain);
+    g_test_add_func("/kvm-gmem-convert/content", test_content);
+    g_test_add_func("/kvm-gmem-convert/invalid", test_invalid);
+    g_test_add_func("/kvm-gmem-convert/replay", test_replay);
+    g_test_add_data_func("/kvm-gmem-convert/random/v5", &caps_v5,
+                         test_random);
+    g_test_add_data_func("/kvm-gmem-convert/random/v8", &caps_v8,
+                         test_random);
+    return g_test_run();
+}
