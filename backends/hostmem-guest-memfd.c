@@ -14,7 +14,6 @@
 #include <linux/kvm.h>
 #include "system/hostmem.h"
 #include "system/kvm.h"
-#include "system/ramblock.h"
 #include "qom/object_interfaces.h"
 #include "qapi/error.h"
 #include "qemu/module.h"
@@ -93,18 +92,13 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 
     backend->aligned = true;
     ram_flags = RAM_SHARED | RAM_GUEST_MEMFD | RAM_GUEST_MEMFD_INPLACE;
+    ram_flags |= m->init_shared ? 0 : RAM_GUEST_MEMFD_INIT_PRIVATE;
     ram_flags |= backend->reserve ? 0 : RAM_NORESERVE;
     if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
                                         backend->size, ram_flags, fd, 0,
                                         errp)) {
         close(fd);
         return false;
-    }
-
-    if (!m->init_shared) {
-        /* The file starts private: so must its attributes, all of them */
-        ram_block_attributes_state_change(backend->mr.ram_block->attributes,
-                                          0, backend->size, true);
     }
     return true;
 }

@@ -1,0 +1,358 @@
+/*
+ * KVM guest_memfd: RAM blocks converted in place
+ *
+ * A RAM block that is a guest_memfd mapped in place gets a KvmGmemRam: the
+ * RamDiscardManager of its memory region (shared memory is "populated",
+ * private memory "discarded"), over the conversion engine's state of the
+ * file.  Guest conversions (KVM_EXIT_MEMORY_FAULT, KVM_HC_MAP_GPA_RANGE)
+ * reach it through kvm_convert_memory() when KVM converts in place.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qom/object.h"
+#include "system/kvm.h"
+#include "system/kvm-gmem-convert.h"
+#include "system/memory.h"
+#include "system/ramblock.h"
+#include "trace.h"
+
+#define TYPE_KVM_GMEM_RAM "kvm-guest-memfd-ram"
+OBJECT_DECLARE_SIMPLE_TYPE(KvmGmemRam, KVM_GMEM_RAM)
+
+typedef struct KvmGmemRdl {
+    KvmGmemListener l;
+    RamDiscardListener *rdl;
+    QLIST_ENTRY(KvmGmemRdl) next;
+} KvmGmemRdl;
+
+struct KvmGmemRam {
+    Object parent_obj;
+
+    RAMBlock *ram_block;
+    KvmGmemFile file;
+    QLIST_HEAD(, KvmGmemRdl) rdls;
+    QLIST_ENTRY(KvmGmemRam) next;
+};
+
+OBJECT_DEFINE_SIMPLE_TYPE_WITH_INTERFACES(KvmGmemRam, kvm_gmem_ram,
+                                          KVM_GMEM_RAM, OBJECT,
+                                          { TYPE_RAM_DISCARD_MANAGER },
+                                          { })
+
+static QLIST_HEAD(, KvmGmemRam) kvm_gmem_rams =
+    QLIST_HEAD_INITIALIZER(kvm_gmem_rams);
+
+/* The kernel, for the conversion engine */
+
+static int kvm_gmem_ioctl_set_attributes(void *opaque, int fd,
+                                         uint64_t offset, uint64_t size,
+                                         uint64_t attributes, uint64_t flags,
+                                         uint64_t *error_offset)
+{
+    struct kvm_memory_attributes2 attrs = {
+        .offset = offset,
+        .size = size,
+        .attributes = attributes,
+        .flags = flags,
+    };
+    int ret;
+
+    QEMU_BUILD_BUG_ON(sizeof(attrs) != 128);
+    ret = ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs);
+    ret = ret < 0 ? -errno : 0;
+    if (ret == -EAGAIN && error_offset) {
+        *error_offset = attrs.error_offset;
+    }
+    trace_kvm_gmem_set_attributes(fd, offset, size, attributes, flags, ret);
+    return ret;
+}
+
+static int kvm_gmem_punch_hole(void *opaque, int fd, uint64_t offset,
+                               uint64_t size)
+{
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                  size)) {
+        return -errno;
+    }
+    return 0;
+}
+
+static void kvm_gmem_backoff(void *opaque, unsigned attempt)
+{
+    /* 0.1 ms, doubling: under 26 ms in all */
+    g_usleep(100 << attempt);
+}
+
+static const KvmGmemOps kvm_gmem_kernel_ops = {
+    .set_attributes = kvm_gmem_ioctl_set_attributes,
+    .punch_hole = kvm_gmem_punch_hole,
+    .backoff = kvm_gmem_backoff,
+};
+
+/* RamDiscardManager */
+
+static int kvm_gmem_rdl_populate(KvmGmemListener *l, uint64_t offset,
+                                 uint64_t size)
+{
+    KvmGmemRdl *r = container_of(l, KvmGmemRdl, l);
+    MemoryRegionSection section = *r->rdl->section;
+
+    if (!memory_region_section_intersect_range(&section, offset, size)) {
+        return 0;
+    }
+    return r->rdl->notify_populate(r->rdl, &section);
+}
+
+static void kvm_gmem_rdl_discard(KvmGmemListener *l, uint64_t offset,
+                                 uint64_t size)
+{
+    KvmGmemRdl *r = container_of(l, KvmGmemRdl, l);
+    MemoryRegionSection section = *r->rdl->section;
+
+    if (memory_region_section_intersect_range(&section, offset, size)) {
+        r->rdl->notify_discard(r->rdl, &section);
+    }
+}
+
+static uint64_t kvm_gmem_ram_get_min_granularity(const RamDiscardManager *rdm,
+                                                 const MemoryRegion *mr)
+{
+    return 1ULL << KVM_GMEM_RAM(rdm)->file.page_shift;
+}
+
+static bool kvm_gmem_ram_is_populated(const RamDiscardManager *rdm,
+                                      const MemoryRegionSection *section)
+{
+    const KvmGmemFile *f = &KVM_GMEM_RAM(rdm)->file;
+    uint64_t mask = (1ULL << f->page_shift) - 1;
+    uint64_t start = section->offset_within_region & ~mask;
+    uint64_t end = ROUND_UP(section->offset_within_region +
+                            int128_get64(section->size), mask + 1);
+
+    return kvm_gmem_file_is(f, start, end - start, true);
+}
+
+static void kvm_gmem_ram_register_listener(RamDiscardManager *rdm,
+                                           RamDiscardListener *rdl,
+                                           MemoryRegionSection *section)
+{
+    KvmGmemRam *g = KVM_GMEM_RAM(rdm);
+    KvmGmemRdl *r = g_new0(KvmGmemRdl, 1);
+    int ret;
+
+    rdl->section = memory_region_section_new_copy(section);
+    r->rdl = rdl;
+    r->l.offset = section->offset_within_region;
+    r->l.size = int128_get64(section->size);
+    r->l.populate = kvm_gmem_rdl_populate;
+    r->l.discard = kvm_gmem_rdl_discard;
+    ret = kvm_gmem_listener_add(&g->file, &r->l);
+    if (ret) {
+        /* As for any RamDiscardManager: a listener cannot be refused */
+        error_report("cannot map the shared memory of %s: %s",
+                     memory_region_name(g->ram_block->mr), strerror(-ret));
+        exit(1);
+    }
+    QLIST_INSERT_HEAD(&g->rdls, r, next);
+}
+
+static void kvm_gmem_ram_unregister_listener(RamDiscardManager *rdm,
+                                             RamDiscardListener *rdl)
+{
+    KvmGmemRam *g = KVM_GMEM_RAM(rdm);
+    KvmGmemRdl *r;
+
+    QLIST_FOREACH(r, &g->rdls, next) {
+        if (r->rdl == rdl) {
+            break;
+        }
+    }
+    g_assert(r);
+    kvm_gmem_listener_del(&g->file, &r->l);
+    QLIST_REMOVE(r, next);
+    g_free(r);
+    memory_region_section_free_copy(rdl->section);
+    rdl->section = NULL;
+}
+
+typedef struct KvmGmemReplay {
+    MemoryRegionSection *section;
+    ReplayRamDiscardState fn;
+    void *opaque;
+} KvmGmemReplay;
+
+static int kvm_gmem_ram_replay_cb(void *opaque, uint64_t offset,
+                                  uint64_t size)
+{
+    KvmGmemReplay *r = opaque;
+    MemoryRegionSection section = *r->section;
+
+    if (!memory_region_section_intersect_range(&section, offset, size)) {
+        return 0;
+    }
+    return r->fn(&section, r->opaque);
+}
+
+static int kvm_gmem_ram_replay(const RamDiscardManager *rdm,
+                               MemoryRegionSection *section, bool populated,
+                               ReplayRamDiscardState fn, void *opaque)
+{
+    const KvmGmemFile *f = &KVM_GMEM_RAM(rdm)->file;
+    KvmGmemReplay r = { section, fn, opaque };
+    uint64_t mask = (1ULL << f->page_shift) - 1;
+    uint64_t start = section->offset_within_region & ~mask;
+    uint64_t end = ROUND_UP(section->offset_within_region +
+                            int128_get64(section->size), mask + 1);
+
+    if (start >= end) {
+        return 0;
+    }
+    return kvm_gmem_file_for_each_run(f, start, end - start, populated,
+                                      kvm_gmem_ram_replay_cb, &r);
+}
+
+static int kvm_gmem_ram_replay_populated(const RamDiscardManager *rdm,
+                                         MemoryRegionSection *section,
+                                         ReplayRamDiscardState fn,
+                                         void *opaque)
+{
+    return kvm_gmem_ram_replay(rdm, section, true, fn, opaque);
+}
+
+static int kvm_gmem_ram_replay_discarded(const RamDiscardManager *rdm,
+                                         MemoryRegionSection *section,
+                                         ReplayRamDiscardState fn,
+                                         void *opaque)
+{
+    return kvm_gmem_ram_replay(rdm, section, false, fn, opaque);
+}
+
+static void kvm_gmem_ram_init(Object *obj)
+{
+    QLIST_INIT(&KVM_GMEM_RAM(obj)->rdls);
+}
+
+static void kvm_gmem_ram_finalize(Object *obj)
+{
+}
+
+static void kvm_gmem_ram_class_init(ObjectClass *klass, const void *data)
+{
+    RamDiscardManagerClass *rdmc = RAM_DISCARD_MANAGER_CLASS(klass);
+
+    rdmc->get_min_granularity = kvm_gmem_ram_get_min_granularity;
+    rdmc->register_listener = kvm_gmem_ram_register_listener;
+    rdmc->unregister_listener = kvm_gmem_ram_unregister_listener;
+    rdmc->is_populated = kvm_gmem_ram_is_populated;
+    rdmc->replay_populated = kvm_gmem_ram_replay_populated;
+    rdmc->replay_discarded = kvm_gmem_ram_replay_discarded;
+}
+
+KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
+{
+    KvmGmemRam *g = KVM_GMEM_RAM(object_new(TYPE_KVM_GMEM_RAM));
+    bool shared = !(rb->flags & RAM_GUEST_MEMFD_INIT_PRIVATE);
+
+    g->ram_block = rb;
+    /* Conversions are at host page granularity, as the file's pages */
+    kvm_gmem_file_init(&g->file, rb->guest_memfd, rb->max_length,
+                       ctz64(qemu_real_host_page_size()), shared,
+                       &kvm_gmem_kernel_ops, g, kvm_gmem_get_table());
+    if (memory_region_set_ram_discard_manager(rb->mr,
+                                              RAM_DISCARD_MANAGER(g))) {
+        error_setg(errp, "memory region %s has a RamDiscardManager already",
+                   memory_region_name(rb->mr));
+        kvm_gmem_file_destroy(&g->file);
+        object_unref(OBJECT(g));
+        return NULL;
+    }
+    QLIST_INSERT_HEAD(&kvm_gmem_rams, g, next);
+    return g;
+}
+
+void kvm_gmem_ram_destroy(KvmGmemRam *g)
+{
+    QLIST_REMOVE(g, next);
+    memory_region_set_ram_discard_manager(g->ram_block->mr, NULL);
+    kvm_gmem_file_destroy(&g->file);
+    object_unref(OBJECT(g));
+}
+
+/* Convert [@start, @start + @size) of guest memory, block by block */
+int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
+                           Error **errp)
+{
+    while (size) {
+        MemoryRegionSection section = memory_region_find(get_system_memory(),
+                                                         start, size);
+        MemoryRegion *mr = section.mr;
+        uint64_t len;
+        int ret;
+
+        if (!mr) {
+            /* Nothing there: it is not memory to make private */
+            if (to_private) {
+                error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%"
+                           HWADDR_PRIx " to private: no memory there",
+                           start, size);
+                return -EINVAL;
+            }
+            return 0;
+        }
+        len = int128_get64(section.size);
+        if (!mr->ram_block || !mr->ram_block->gmem) {
+            bool ram = memory_region_is_ram(mr) || memory_region_is_rom(mr) ||
+                       memory_region_is_romd(mr);
+
+            memory_region_unref(mr);
+            if (to_private || ram) {
+                error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%"
+                           HWADDR_PRIx " to %s: %s is not guest_memfd "
+                           "memory converted in place", start, len,
+                           to_private ? "private" : "shared",
+                           memory_region_name(mr));
+                return -EINVAL;
+            }
+            /* MMIO is shared already */
+        } else {
+            ret = kvm_gmem_convert(&mr->ram_block->gmem->file,
+                                   section.offset_within_region, len,
+                                   to_private, kvm_gmem_get_phase(),
+                                   KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
+                                   errp);
+            memory_region_unref(mr);
+            if (ret) {
+                return ret;
+            }
+        }
+        start += len;
+        size -= len;
+    }
+    return 0;
+}
+
+KvmGuestMemfdBackendList *kvm_gmem_ram_query(void)
+{
+    KvmGuestMemfdBackendList *head = NULL, **tail = &head;
+    KvmGmemRam *g;
+
+    QLIST_FOREACH(g, &kvm_gmem_rams, next) {
+        KvmGuestMemfdBackend *b = g_new0(KvmGuestMemfdBackend, 1);
+
+        b->name = g_strdup(memory_region_name(g->ram_block->mr));
+        b->shared = kvm_gmem_file_shared_bytes(&g->file);
+        b->private = kvm_gmem_file_private_bytes(&g->file);
+        b->conversions = g->file.conversions;
+        b->failures = g->file.failures;
+        b->retries = g->file.retries;
+        QAPI_LIST_APPEND(tail, b);
+    }
+    return head;
+}
