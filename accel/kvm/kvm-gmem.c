@@ -1,13 +1,11 @@
 /*
- * KVM guest_memfd: probing what the host offers, and reporting it
+ * KVM guest_memfd: probing what the host offers
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
-#include "qapi/error.h"
-#include "qapi/qapi-commands-accelerator.h"
 #include "hw/boards.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
@@ -48,35 +46,12 @@ void kvm_gmem_init(KVMState *s, MachineState *ms)
                         caps->post_launch_flags, caps->launch_update);
 }
 
-KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
+const KvmGmemTable *kvm_gmem_get_table(void)
 {
-    KvmGuestMemfdInfo *info;
-    KvmGuestMemfdConversionList **tail;
+    return &kvm_gmem_table;
+}
 
-    if (!kvm_enabled()) {
-        error_setg(errp, "KVM is not enabled: use -accel kvm");
-        return NULL;
-    }
-
-    info = g_new0(KvmGuestMemfdInfo, 1);
-    info->mode = kvm_gmem_table.mode;
-    info->guest_memfd_flags = kvm_gmem_caps.gmem_flags;
-    info->vm_memory_attributes = kvm_gmem_caps.vm_attrs;
-    info->guest_memfd_memory_attributes = kvm_gmem_caps.gmem_attrs;
-    tail = &info->conversions;
-    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
-        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
-            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
-                KvmGuestMemfdConversion *conv = g_new(KvmGuestMemfdConversion,
-                                                      1);
-
-                conv->phase = p;
-                conv->direction = d;
-                conv->content = c;
-                conv->means = kvm_gmem_table.means[p][d][c];
-                QAPI_LIST_APPEND(tail, conv);
-            }
-        }
-    }
-    return info;
+const KvmGmemCaps *kvm_gmem_get_caps(void)
+{
+    return &kvm_gmem_caps;
 }

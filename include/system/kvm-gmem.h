@@ -53,8 +53,12 @@ void kvm_gmem_caps_table(const KvmGmemCaps *caps, KvmGmemTable *table);
  * @s: the KVM state, with its VM created
  * @ms: the machine
  *
- * Called once when KVM starts; query-kvm-guest-memfd reports the result.
+ * Called once when KVM starts.
  */
 void kvm_gmem_init(KVMState *s, MachineState *ms);
+
+/* What kvm_gmem_init() found, and the table it derived */
+const KvmGmemCaps *kvm_gmem_get_caps(void);
+const KvmGmemTable *kvm_gmem_get_table(void);
 
 #endif

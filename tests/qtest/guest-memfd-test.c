@@ -264,6 +264,31 @@ static void test_prealloc(void)
     qtest_quit(qts);
 }
 
+/* The state query-kvm-guest-memfd reports for backend @name */
+static void check_gmem_backend(QTestState *qts, const char *name,
+                               uint64_t shared, uint64_t private)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                  "backends");
+    QListEntry *e;
+    int found = 0;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *b = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(b, "name"), name)) {
+            g_assert_cmpuint(qdict_get_uint(b, "shared"), ==, shared);
+            g_assert_cmpuint(qdict_get_uint(b, "private"), ==, private);
+            g_assert_cmpuint(qdict_get_uint(b, "conversions"), ==, 0);
+            g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
+            found++;
+        }
+    }
+    g_assert_cmpint(found, ==, 1);
+    qobject_unref(resp);
+}
+
 static QDict *query_memdev(QTestState *qts, const char *id)
 {
     QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-memdev' }");
@@ -304,6 +329,7 @@ static void test_query(void)
     qobject_unref(md);
 
     g_assert_true(qtest_qom_get_bool(qts, "/objects/m0", "init-shared"));
+    check_gmem_backend(qts, "m0", RAM_MB * MiB, 0);
     hmp = qtest_hmp(qts, "info memdev");
     g_assert(strstr(hmp, "memory backend: m0"));
     g_assert(strstr(hmp, "share: true"));
@@ -343,6 +369,7 @@ static void test_init_private(void)
     qts = start_vm("q35", ",init-shared=off,prealloc=on", "-S");
     g_assert_false(qtest_qom_get_bool(qts, "/objects/m0", "init-shared"));
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    check_gmem_backend(qts, "m0", 0, RAM_MB * MiB);
     qtest_quit(qts);
 }
 

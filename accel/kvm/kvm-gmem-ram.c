@@ -6,6 +6,7 @@
  * private memory "discarded"), over the conversion engine's state of the
  * file.  Guest conversions (KVM_EXIT_MEMORY_FAULT, KVM_HC_MAP_GPA_RANGE)
  * reach it through kvm_convert_memory() when KVM converts in place.
+ * query-kvm-guest-memfd reports the host's table and each block's state.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,11 +16,14 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include "qapi/error.h"
+#include "qapi/qapi-commands-accelerator.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "system/kvm.h"
 #include "system/kvm-gmem-convert.h"
+#include "system/kvm_int.h"
 #include "system/memory.h"
+#include "system/address-spaces.h"
 #include "system/ramblock.h"
 #include "trace.h"
 
@@ -265,6 +269,8 @@ KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
     kvm_gmem_file_init(&g->file, rb->guest_memfd, rb->max_length,
                        ctz64(qemu_real_host_page_size()), shared,
                        &kvm_gmem_kernel_ops, g, kvm_gmem_get_table());
+    trace_kvm_gmem_ram_create(memory_region_name(rb->mr), rb->guest_memfd,
+                              rb->max_length, shared);
     if (memory_region_set_ram_discard_manager(rb->mr,
                                               RAM_DISCARD_MANAGER(g))) {
         error_setg(errp, "memory region %s has a RamDiscardManager already",
@@ -283,6 +289,37 @@ void kvm_gmem_ram_destroy(KvmGmemRam *g)
     memory_region_set_ram_discard_manager(g->ram_block->mr, NULL);
     kvm_gmem_file_destroy(&g->file);
     object_unref(OBJECT(g));
+}
+
+/*
+ * The launch phase of the VM.  Until confidential guests that convert in
+ * place report the end of their launch, every conversion is at runtime.
+ */
+static KvmGuestMemfdPhase kvm_gmem_phase(void)
+{
+    return KVM_GUEST_MEMFD_PHASE_RUNTIME;
+}
+
+int kvm_gmem_ram_convert(KvmGmemRam *g, uint64_t offset, uint64_t size,
+                         bool to_private, KvmGuestMemfdContent content,
+                         Error **errp)
+{
+    KvmGuestMemfdPhase phase = kvm_gmem_phase();
+    KvmGuestMemfdDirection dir = to_private ?
+        KVM_GUEST_MEMFD_DIRECTION_TO_PRIVATE :
+        KVM_GUEST_MEMFD_DIRECTION_TO_SHARED;
+    uint64_t retries = g->file.retries;
+    int ret;
+
+    ret = kvm_gmem_convert(&g->file, offset, size, to_private, phase,
+                           content, errp);
+    trace_kvm_gmem_convert(memory_region_name(g->ram_block->mr), offset, size,
+                           KvmGuestMemfdDirection_str(dir),
+                           KvmGuestMemfdContent_str(content),
+                           KvmGuestMemfdMeans_str(
+                               g->file.table->means[phase][dir][content]),
+                           ret, g->file.retries - retries);
+    return ret;
 }
 
 /* Convert [@start, @start + @size) of guest memory, block by block */
@@ -322,11 +359,11 @@ int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
             }
             /* MMIO is shared already */
         } else {
-            ret = kvm_gmem_convert(&mr->ram_block->gmem->file,
-                                   section.offset_within_region, len,
-                                   to_private, kvm_gmem_get_phase(),
-                                   KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
-                                   errp);
+            ret = kvm_gmem_ram_convert(mr->ram_block->gmem,
+                                       section.offset_within_region, len,
+                                       to_private,
+                                       KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
+                                       errp);
             memory_region_unref(mr);
             if (ret) {
                 return ret;
@@ -338,21 +375,52 @@ int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
     return 0;
 }
 
-KvmGuestMemfdBackendList *kvm_gmem_ram_query(void)
+KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
 {
-    KvmGuestMemfdBackendList *head = NULL, **tail = &head;
+    const KvmGmemCaps *caps = kvm_gmem_get_caps();
+    const KvmGmemTable *table = kvm_gmem_get_table();
+    KvmGuestMemfdConversionList **conv;
+    KvmGuestMemfdBackendList **tail;
+    KvmGuestMemfdInfo *info;
     KvmGmemRam *g;
 
+    if (!kvm_enabled()) {
+        error_setg(errp, "KVM is not enabled: use -accel kvm");
+        return NULL;
+    }
+
+    info = g_new0(KvmGuestMemfdInfo, 1);
+    info->mode = table->mode;
+    info->guest_memfd_flags = caps->gmem_flags;
+    info->vm_memory_attributes = caps->vm_attrs;
+    info->guest_memfd_memory_attributes = caps->gmem_attrs;
+    conv = &info->conversions;
+    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
+        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
+            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
+                KvmGuestMemfdConversion *kc = g_new(KvmGuestMemfdConversion,
+                                                    1);
+
+                kc->phase = p;
+                kc->direction = d;
+                kc->content = c;
+                kc->means = table->means[p][d][c];
+                QAPI_LIST_APPEND(conv, kc);
+            }
+        }
+    }
+
+    tail = &info->backends;
     QLIST_FOREACH(g, &kvm_gmem_rams, next) {
         KvmGuestMemfdBackend *b = g_new0(KvmGuestMemfdBackend, 1);
 
         b->name = g_strdup(memory_region_name(g->ram_block->mr));
         b->shared = kvm_gmem_file_shared_bytes(&g->file);
-        b->private = kvm_gmem_file_private_bytes(&g->file);
+        b->q_private = kvm_gmem_file_private_bytes(&g->file);
         b->conversions = g->file.conversions;
         b->failures = g->file.failures;
         b->retries = g->file.retries;
         QAPI_LIST_APPEND(tail, b);
     }
-    return head;
+    return info;
 }
