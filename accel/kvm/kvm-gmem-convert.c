@@ -57,12 +57,21 @@ static bool kvm_gmem_range_valid(const KvmGmemFile *f, uint64_t offset,
 
 /*
  * The next run of bits equal to @set in @map, from bit *@p below @nr:
- * [*@start, *@end).  Returns false when there is none.
+ * [*@start, *@end).  Returns false when there is none.  A NULL @map has
+ * all its bits clear.
  */
 static bool kvm_gmem_next_run(const unsigned long *map, uint64_t nr,
                               bool set, uint64_t *p, uint64_t *start,
                               uint64_t *end)
 {
+    if (!map) {
+        if (set || *p >= nr) {
+            return false;
+        }
+        *start = *p;
+        *end = *p = nr;
+        return true;
+    }
     *start = set ? find_next_bit(map, nr, *p) :
                    find_next_zero_bit(map, nr, *p);
     if (*start >= nr) {
@@ -292,12 +301,16 @@ static int kvm_gmem_convert_to_shared(KvmGmemFile *f, uint64_t offset,
 {
     uint64_t first = offset >> f->page_shift;
     uint64_t nr = size >> f->page_shift;
-    g_autofree unsigned long *was = bitmap_new(nr);
+    g_autofree unsigned long *was = NULL;
     KvmGmemListener *failed = NULL;
     uint64_t p, s, e, ps, pe;
     int ret;
 
-    bitmap_copy_with_src_offset(was, f->shared, first, nr);
+    /* What was shared before; NULL (all private) is the common case */
+    if (!kvm_gmem_file_is(f, offset, size, false)) {
+        was = bitmap_new(nr);
+        bitmap_copy_with_src_offset(was, f->shared, first, nr);
+    }
     ret = kvm_gmem_set_attributes(f, offset, size, false, flags, errp);
     if (ret) {
         return ret;

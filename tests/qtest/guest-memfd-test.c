@@ -161,6 +161,31 @@ static void test_boot(const void *data)
     rmdir(dir);
 }
 
+/* The state query-kvm-guest-memfd reports for backend @name */
+static void check_gmem_backend(QTestState *qts, const char *name,
+                               uint64_t shared, uint64_t private)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                  "backends");
+    QListEntry *e;
+    int found = 0;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *b = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(b, "name"), name)) {
+            g_assert_cmpuint(qdict_get_uint(b, "shared"), ==, shared);
+            g_assert_cmpuint(qdict_get_uint(b, "private"), ==, private);
+            g_assert_cmpuint(qdict_get_uint(b, "conversions"), ==, 0);
+            g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
+            found++;
+        }
+    }
+    g_assert_cmpint(found, ==, 1);
+    qobject_unref(resp);
+}
+
 /*
  * One backing: the host writes a pattern before the guest runs and the
  * guest verifies it; the guest writes one and the host reads it back.
@@ -223,6 +248,9 @@ static void test_shared_data(void)
     g_assert_cmpint(qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
                                 GMEM_GUEST_MB_HOST_CHECKED), ==, 1);
 
+    /* On this kernel, neither the legacy nor the in-place path converted */
+    check_gmem_backend(qts, "m0", RAM_MB * MiB, 0);
+
     /* What the guest wrote, read back through QEMU's mapping */
     seed = qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_GUEST_SEED);
     g_assert_cmpint(qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA +
@@ -262,31 +290,6 @@ static void test_prealloc(void)
     find_gmem_mapping(qtest_pid(qts), RAM_MB * MiB, &rss_kb);
     g_assert_cmpint(rss_kb, <, RAM_MB * 1024 / 2);
     qtest_quit(qts);
-}
-
-/* The state query-kvm-guest-memfd reports for backend @name */
-static void check_gmem_backend(QTestState *qts, const char *name,
-                               uint64_t shared, uint64_t private)
-{
-    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
-    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
-                                  "backends");
-    QListEntry *e;
-    int found = 0;
-
-    QLIST_FOREACH_ENTRY(list, e) {
-        QDict *b = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (g_str_equal(qdict_get_str(b, "name"), name)) {
-            g_assert_cmpuint(qdict_get_uint(b, "shared"), ==, shared);
-            g_assert_cmpuint(qdict_get_uint(b, "private"), ==, private);
-            g_assert_cmpuint(qdict_get_uint(b, "conversions"), ==, 0);
-            g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
-            found++;
-        }
-    }
-    g_assert_cmpint(found, ==, 1);
-    qobject_unref(resp);
 }
 
 static QDict *query_memdev(QTestState *qts, const char *id)
