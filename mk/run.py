@@ -125,7 +125,7 @@ def main():
     print('host: guest_memfd fd %d (%s, inode %d) created with flags '
           '0x%x (GUEST_MEMFD_FLAG_%s)' %
           (gmem_fd, fd_link, fd_ino, flags, '|GUEST_MEMFD_FLAG_'.join(names)))
-    for line, ino, path in ram_maps:
+    for line, _, _ in ram_maps:
         print('host: guest RAM mapping: %s' % line)
     bound = [x for x in ram_slots if x[6] == fd_ino]
     for asid, sflags, gpa, ssize, sfd, off, ino in ram_slots:

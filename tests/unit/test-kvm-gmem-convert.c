@@ -180,6 +180,14 @@ static void listener_init(TestListener *t, Model *m, char name,
     };
 }
 
+/* Make @t a listener of @f's [@offset, @offset + @size), and add it */
+static void listener_add(KvmGmemFile *f, TestListener *t, Model *m, char name,
+                         uint64_t offset, uint64_t size)
+{
+    listener_init(t, m, name, offset, size);
+    g_assert_cmpint(kvm_gmem_listener_add(f, &t->l), ==, 0);
+}
+
 typedef struct Fixture {
     Model m;
     KvmGmemTable table;
@@ -202,6 +210,15 @@ static void fixture_destroy(Fixture *x)
 {
     kvm_gmem_file_destroy(&x->f);
     g_string_free(x->m.log, true);
+}
+
+/* Remove the listeners @ls, then destroy @x */
+static void fixture_destroy_listeners(Fixture *x, TestListener **ls, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kvm_gmem_listener_del(&x->f, &ls[i]->l);
+    }
+    fixture_destroy(x);
 }
 
 /* v8: in-place, no content flags */
@@ -252,10 +269,8 @@ static void test_order(void)
     TestListener *ls[] = { &a, &b };
 
     fixture_init(&x, &caps_v8);
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    listener_init(&b, &x.m, 'B', 8 * PAGE, 8 * PAGE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    listener_add(&x.f, &b, &x.m, 'B', 8 * PAGE, 8 * PAGE);
     check_state(&x, ls, 2);
     g_string_truncate(x.m.log, 0);
 
@@ -275,9 +290,7 @@ static void test_order(void)
     check_state(&x, ls, 2);
     g_assert_cmpuint(x.f.conversions, ==, 2);
 
-    kvm_gmem_listener_del(&x.f, &b.l);
-    kvm_gmem_listener_del(&x.f, &a.l);
-    fixture_destroy(&x);
+    fixture_destroy_listeners(&x, ls, 2);
 }
 
 /* A kernel failure toward private gives the listeners their memory back */
@@ -289,8 +302,7 @@ static void test_rollback_kernel(void)
     Error *err = NULL;
 
     fixture_init(&x, &caps_v8);
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
     g_string_truncate(x.m.log, 0);
 
     x.m.fail_next = ENOMEM;
@@ -312,8 +324,7 @@ static void test_rollback_kernel(void)
     g_assert_cmpstr(x.m.log->str, ==, "KS 0+2000;");
     check_state(&x, ls, 1);
 
-    kvm_gmem_listener_del(&x.f, &a.l);
-    fixture_destroy(&x);
+    fixture_destroy_listeners(&x, ls, 1);
 }
 
 /* A listener failure toward shared converts the kernel back */
@@ -325,10 +336,8 @@ static void test_rollback_listener(void)
     Error *err = NULL;
 
     fixture_init(&x, &caps_v8);
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    listener_init(&b, &x.m, 'B', 0, FILE_SIZE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    listener_add(&x.f, &b, &x.m, 'B', 0, FILE_SIZE);
     /* private: pages 0-1 and 4-5; 2-3 stay shared */
     g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 6 * PAGE, true, RUNTIME,
                                      UNSPEC, &error_abort), ==, 0);
@@ -348,9 +357,7 @@ static void test_rollback_listener(void)
                     "KP 0+2000;KP 4000+2000;");
     check_state(&x, ls, 2);
 
-    kvm_gmem_listener_del(&x.f, &b.l);
-    kvm_gmem_listener_del(&x.f, &a.l);
-    fixture_destroy(&x);
+    fixture_destroy_listeners(&x, ls, 2);
 }
 
 /* Busy pages: bounded retries, then a clear failure */
@@ -362,8 +369,7 @@ static void test_eagain(void)
     Error *err = NULL;
 
     fixture_init(&x, &caps_v8);
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
 
     x.m.busy_page = 5;
     x.m.busy_tries = 3;
@@ -383,8 +389,7 @@ static void test_eagain(void)
     check_state(&x, ls, 1);
     g_assert(kvm_gmem_file_is(&x.f, 0, 8 * PAGE, false));
 
-    kvm_gmem_listener_del(&x.f, &a.l);
-    fixture_destroy(&x);
+    fixture_destroy_listeners(&x, ls, 1);
 }
 
 /* Content requests: honoured by the means the table gives, or refused */
@@ -493,8 +498,7 @@ static void test_replay(void)
         g_assert_cmpint(kvm_gmem_convert(&x.f, i * PAGE, PAGE, true, RUNTIME,
                                          UNSPEC, &error_abort), ==, 0);
     }
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
     g_assert_cmpuint(a.populates, ==, (NR_PAGES + 2) / 3);
     check_state(&x, ls, 1);
 
@@ -533,10 +537,8 @@ static void test_random(const void *data)
     unsigned ok = 0;
 
     fixture_init(&x, caps);
-    listener_init(&a, &x.m, 'A', 0, FILE_SIZE);
-    listener_init(&b, &x.m, 'B', 100 * PAGE, 300 * PAGE);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &a.l), ==, 0);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    listener_add(&x.f, &b, &x.m, 'B', 100 * PAGE, 300 * PAGE);
 
     for (int i = 0; i < ops; i++) {
         uint64_t offset = g_rand_int_range(r, 0, NR_PAGES) * PAGE;
@@ -590,9 +592,7 @@ static void test_random(const void *data)
     g_assert_cmpuint(x.f.failures, ==, ops - ok);
     /* a third of the requests cannot be honoured on v8 (PRESERVE) */
     g_assert_cmpuint(ok, >, ops / 4);
-    kvm_gmem_listener_del(&x.f, &a.l);
-    kvm_gmem_listener_del(&x.f, &b.l);
-    fixture_destroy(&x);
+    fixture_destroy_listeners(&x, ls, 2);
     g_rand_free(r);
 }
 
