@@ -83,17 +83,23 @@ static bool kvm_gmem_next_run(const unsigned long *map, uint64_t nr,
     return true;
 }
 
+/* Whether pages [@first, @end) are all shared (@shared) or all private */
+static bool kvm_gmem_pages_are(const KvmGmemFile *f, uint64_t first,
+                               uint64_t end, bool shared)
+{
+    if (end - first == 1) {
+        return test_bit(first, f->shared) == shared;
+    }
+    return (shared ? find_next_zero_bit(f->shared, end, first) :
+                     find_next_bit(f->shared, end, first)) >= end;
+}
+
 bool kvm_gmem_file_is(const KvmGmemFile *f, uint64_t offset, uint64_t size,
                       bool shared)
 {
-    uint64_t first = offset >> f->page_shift;
-    uint64_t end = (offset + size) >> f->page_shift;
-
     assert(kvm_gmem_range_valid(f, offset, size));
-    if (shared) {
-        return find_next_zero_bit(f->shared, end, first) >= end;
-    }
-    return find_next_bit(f->shared, end, first) >= end;
+    return kvm_gmem_pages_are(f, offset >> f->page_shift,
+                              (offset + size) >> f->page_shift, shared);
 }
 
 int kvm_gmem_file_for_each_run(const KvmGmemFile *f, uint64_t offset,
@@ -218,17 +224,19 @@ void kvm_gmem_listener_del(KvmGmemFile *f, KvmGmemListener *l)
     }
 }
 
+/*
+ * Pages [@first, @first + @nr) become shared (@shared) or private; @changed
+ * of them were in the other state, which the caller has counted already.
+ */
 static void kvm_gmem_set_state(KvmGmemFile *f, uint64_t first, uint64_t nr,
-                               bool shared)
+                               bool shared, uint64_t changed)
 {
-    uint64_t before = bitmap_count_one_with_offset(f->shared, first, nr);
-
     if (shared) {
         bitmap_set(f->shared, first, nr);
-        f->nr_shared += nr - before;
+        f->nr_shared += changed;
     } else {
         bitmap_clear(f->shared, first, nr);
-        f->nr_shared -= before;
+        f->nr_shared -= changed;
     }
 }
 
@@ -270,20 +278,23 @@ static int kvm_gmem_convert_to_private(KvmGmemFile *f, uint64_t offset,
 {
     uint64_t first = offset >> f->page_shift;
     uint64_t end = (offset + size) >> f->page_shift;
+    uint64_t nr_shared = 0;
     uint64_t p, s, e;
     int ret;
 
     /* Nothing may map memory that is becoming private */
-    p = first;
+    p = kvm_gmem_pages_are(f, first, end, false) ? end : first;
     while (kvm_gmem_next_run(f->shared, end, true, &p, &s, &e)) {
         kvm_gmem_discard_all(f, s << f->page_shift, (e - s) << f->page_shift,
                              NULL);
+        nr_shared += e - s;
     }
     ret = kvm_gmem_set_attributes(f, offset, size, true, flags, errp);
     if (ret) {
         /* Still shared: give it back (a listener that fails goes without) */
         p = first;
-        while (kvm_gmem_next_run(f->shared, end, true, &p, &s, &e)) {
+        while (nr_shared &&
+               kvm_gmem_next_run(f->shared, end, true, &p, &s, &e)) {
             KvmGmemListener *failed;
 
             kvm_gmem_populate_all(f, s << f->page_shift,
@@ -291,7 +302,9 @@ static int kvm_gmem_convert_to_private(KvmGmemFile *f, uint64_t offset,
         }
         return ret;
     }
-    kvm_gmem_set_state(f, first, end - first, false);
+    if (nr_shared) {
+        kvm_gmem_set_state(f, first, end - first, false, nr_shared);
+    }
     return 0;
 }
 
@@ -303,23 +316,29 @@ static int kvm_gmem_convert_to_shared(KvmGmemFile *f, uint64_t offset,
     uint64_t nr = size >> f->page_shift;
     g_autofree unsigned long *was = NULL;
     KvmGmemListener *failed = NULL;
+    uint64_t nr_private = nr;
     uint64_t p, s, e, ps, pe;
     int ret;
 
+    /*
+     * Memory that is shared already (and may be mapped, even pinned) is
+     * not converted and keeps its contents: when all of it is, only the
+     * kernel is asked, as it would be about any range.
+     */
+    if (kvm_gmem_pages_are(f, first, first + nr, true)) {
+        return kvm_gmem_set_attributes(f, offset, size, false, flags, errp);
+    }
     /* What was shared before; NULL (all private) is the common case */
-    if (!kvm_gmem_file_is(f, offset, size, false)) {
+    if (!kvm_gmem_pages_are(f, first, first + nr, false)) {
         was = bitmap_new(nr);
         bitmap_copy_with_src_offset(was, f->shared, first, nr);
+        nr_private = nr - bitmap_count_one(was, nr);
     }
     ret = kvm_gmem_set_attributes(f, offset, size, false, flags, errp);
     if (ret) {
         return ret;
     }
-    /*
-     * What was private reads back as zeros once it is a hole.  Nothing maps
-     * it yet; memory that was shared already (and may be mapped, even
-     * pinned) is not converted and keeps its contents.
-     */
+    /* What was private reads back as zeros once it is a hole */
     p = 0;
     while (punch && kvm_gmem_next_run(was, nr, false, &p, &s, &e)) {
         ret = f->ops->punch_hole(f->opaque, f->fd,
@@ -333,7 +352,7 @@ static int kvm_gmem_convert_to_shared(KvmGmemFile *f, uint64_t offset,
     }
 
     /* Tell the listeners about what was private and is shared now */
-    kvm_gmem_set_state(f, first, nr, true);
+    kvm_gmem_set_state(f, first, nr, true, nr_private);
     p = 0;
     while (kvm_gmem_next_run(was, nr, false, &p, &s, &e)) {
         ret = kvm_gmem_populate_all(f, (first + s) << f->page_shift,
@@ -350,10 +369,10 @@ static int kvm_gmem_convert_to_shared(KvmGmemFile *f, uint64_t offset,
             }
             kvm_gmem_discard_all(f, (first + s) << f->page_shift,
                                  (e - s) << f->page_shift, failed);
-            kvm_gmem_set_state(f, first, nr, false);
+            kvm_gmem_set_state(f, first, nr, false, nr);
             q = 0;
             while (kvm_gmem_next_run(was, nr, true, &q, &ps, &pe)) {
-                kvm_gmem_set_state(f, first + ps, pe - ps, true);
+                kvm_gmem_set_state(f, first + ps, pe - ps, true, pe - ps);
             }
             goto revert;
         }
@@ -372,7 +391,7 @@ revert:
                                    KVM_MEMORY_ATTRIBUTE_PRIVATE, 0,
                                    &err_off)) {
             /* The kernel keeps it shared: so does QEMU, unmapped */
-            kvm_gmem_set_state(f, first + s, e - s, true);
+            kvm_gmem_set_state(f, first + s, e - s, true, e - s);
         }
     }
     return ret;

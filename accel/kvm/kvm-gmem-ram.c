@@ -323,56 +323,80 @@ int kvm_gmem_ram_convert(KvmGmemRam *g, uint64_t offset, uint64_t size,
 }
 
 /* Convert [@start, @start + @size) of guest memory, block by block */
-int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
-                           Error **errp)
+/*
+ * Walk the guest-physical range [@start, @start + @size): check that all
+ * of it can be converted, or (@convert) convert the guest_memfd RAM in it.
+ */
+static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
+                               bool convert, Error **errp)
 {
     while (size) {
         MemoryRegionSection section = memory_region_find(get_system_memory(),
                                                          start, size);
         MemoryRegion *mr = section.mr;
+        hwaddr hole = mr ? section.offset_within_address_space - start : size;
         uint64_t len;
-        int ret;
+        int ret = 0;
 
-        if (!mr) {
+        if (hole) {
             /* Nothing there: it is not memory to make private */
             if (to_private) {
                 error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%"
                            HWADDR_PRIx " to private: no memory there",
-                           start, size);
+                           start, hole);
+                if (mr) {
+                    memory_region_unref(mr);
+                }
                 return -EINVAL;
             }
-            return 0;
+            if (!mr) {
+                return 0;
+            }
+            start += hole;
+            size -= hole;
         }
         len = int128_get64(section.size);
         if (!mr->ram_block || !mr->ram_block->gmem) {
             bool ram = memory_region_is_ram(mr) || memory_region_is_rom(mr) ||
                        memory_region_is_romd(mr);
 
-            memory_region_unref(mr);
+            /* MMIO is shared already */
             if (to_private || ram) {
                 error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%"
                            HWADDR_PRIx " to %s: %s is not guest_memfd "
                            "memory converted in place", start, len,
                            to_private ? "private" : "shared",
                            memory_region_name(mr));
-                return -EINVAL;
+                ret = -EINVAL;
             }
-            /* MMIO is shared already */
-        } else {
+        } else if (convert) {
             ret = kvm_gmem_ram_convert(mr->ram_block->gmem,
                                        section.offset_within_region, len,
                                        to_private,
                                        KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
                                        errp);
-            memory_region_unref(mr);
-            if (ret) {
-                return ret;
-            }
+        }
+        memory_region_unref(mr);
+        if (ret) {
+            return ret;
         }
         start += len;
         size -= len;
     }
     return 0;
+}
+
+int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
+                           Error **errp)
+{
+    if (start + size < start) {
+        error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%" HWADDR_PRIx
+                   ": the range wraps around", start, size);
+        return -EINVAL;
+    }
+    /* A request refused is refused whole, before anything is converted */
+    return kvm_gmem_walk_range(start, size, to_private, false, errp) ?:
+           kvm_gmem_walk_range(start, size, to_private, true, errp);
 }
 
 KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)

@@ -10,6 +10,22 @@
  *   none), logged to the file GMEM_KVM_MODEL_LOG.
  * - As the kernel does, a range of a guest_memfd can be bound to one
  *   memory slot only (EEXIST), whatever the address space.
+ * - KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works as the in-place
+ *   series documents it: EINVAL for a misaligned, empty or out-of-file
+ *   range, for attributes other than PRIVATE, for flags outside
+ *   GMEM_KVM_MODEL_FLAGS (default 0, as in v6 to v8) and for reserved
+ *   bytes; EAGAIN with error_offset while the page at file offset
+ *   GMEM_KVM_MODEL_BUSY is referenced (the first GMEM_KVM_MODEL_BUSY_TRIES
+ *   calls, or always); otherwise the whole range converts at once.  Each
+ *   file starts shared or private as its flags say.  Calls are logged to
+ *   GMEM_KVM_MODEL_LOG.
+ * - The guest's "in eax, 0x99" (GMEM_GUEST_MODEL_PORT) becomes the exit a
+ *   confidential guest's conversion request produces, which the host's KVM
+ *   cannot produce for an ordinary VM: with eax = 12, KVM_EXIT_HYPERCALL
+ *   for KVM_HC_MAP_GPA_RANGE (gpa in ebx, pages in ecx, attributes in esi),
+ *   whose result the guest reads back in eax; with eax = 0xfa17,
+ *   KVM_EXIT_MEMORY_FAULT (gpa in ebx, bytes in ecx, flags in esi), after
+ *   which eax reads 0.
  *
  * Every other ioctl reaches the kernel.
  *
@@ -23,9 +39,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <linux/kvm.h>
+#include <linux/kvm_para.h>
+#include "gmem-guest/gmem-guest.h"
 
 #define MAX_BINDINGS 512
 
@@ -138,9 +158,214 @@ static int bind(const struct kvm_userspace_memory_region2 *m)
     return 0;
 }
 
+/* Per-file memory attributes, as the in-place series keeps them */
+
+#define MAX_FILES 16
+#define MODEL_PAGE 4096ULL
+
+typedef struct File {
+    ino_t ino;
+    unsigned long long size;
+    bool init_shared;
+    unsigned char *private;     /* one byte per page */
+    unsigned busy_calls;
+} File;
+
+static File files[MAX_FILES];
+static int nr_files;
+
+/* The number (decimal, or hexadecimal after 0x) in $@name, or @dflt */
+static unsigned long long env_ull(const char *name, unsigned long long dflt)
+{
+    const char *v = getenv(name);
+    unsigned long long n = 0;
+    int base = 10;
+
+    if (!v || !*v) {
+        return dflt;
+    }
+    if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+        base = 16;
+        v += 2;
+    }
+    for (; *v; v++) {
+        int d = *v >= '0' && *v <= '9' ? *v - '0' :
+                *v >= 'a' && *v <= 'f' ? *v - 'a' + 10 :
+                *v >= 'A' && *v <= 'F' ? *v - 'A' + 10 : base;
+
+        if (d >= base) {
+            return dflt;
+        }
+        n = n * base + d;
+    }
+    return n;
+}
+
+static File *file_of(int fd, bool create, bool init_shared)
+{
+    struct stat st;
+
+    if (fstat(fd, &st)) {
+        return NULL;
+    }
+    for (int i = 0; i < nr_files; i++) {
+        if (files[i].ino == st.st_ino) {
+            return &files[i];
+        }
+    }
+    if (!create || nr_files == MAX_FILES) {
+        return NULL;
+    }
+    files[nr_files] = (File) {
+        .ino = st.st_ino,
+        .size = st.st_size,
+        .init_shared = init_shared,
+        .private = calloc(st.st_size / MODEL_PAGE + 1, 1),
+    };
+    memset(files[nr_files].private, !init_shared, st.st_size / MODEL_PAGE);
+    return &files[nr_files++];
+}
+
+static void log_attributes(const struct kvm_memory_attributes2 *a, int ret)
+{
+    const char *path = getenv("GMEM_KVM_MODEL_LOG");
+    FILE *f = path ? fopen(path, "a") : NULL;
+
+    if (f) {
+        fprintf(f, "attributes offset=0x%llx size=0x%llx attributes=0x%llx "
+                "flags=0x%llx ret=%d error_offset=0x%llx\n",
+                (unsigned long long)a->offset, (unsigned long long)a->size,
+                (unsigned long long)a->attributes,
+                (unsigned long long)a->flags, ret,
+                (unsigned long long)a->error_offset);
+        fclose(f);
+    }
+}
+
+static int set_attributes(int fd, struct kvm_memory_attributes2 *a)
+{
+    File *file = file_of(fd, true, true);
+    unsigned long long busy = env_ull("GMEM_KVM_MODEL_BUSY", ~0ULL);
+    unsigned long long busy_tries = env_ull("GMEM_KVM_MODEL_BUSY_TRIES", ~0ULL);
+
+    if (!file) {
+        return -ENOTTY;
+    }
+    for (int i = 0; i < 11; i++) {
+        if (a->reserved[i]) {
+            return -EINVAL;
+        }
+    }
+    if (a->attributes & ~(unsigned long long)KVM_MEMORY_ATTRIBUTE_PRIVATE ||
+        a->flags & ~env_ull("GMEM_KVM_MODEL_FLAGS", 0) ||
+        (a->flags & KVM_SET_MEMORY_ATTRIBUTES2_ZERO &&
+         a->flags & KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE)) {
+        return -EINVAL;
+    }
+    if (!a->size || (a->offset | a->size) & (MODEL_PAGE - 1) ||
+        a->offset >= file->size || a->size > file->size - a->offset) {
+        return -EINVAL;
+    }
+    if (busy >= a->offset && busy - a->offset < a->size &&
+        file->busy_calls < busy_tries) {
+        file->busy_calls++;
+        a->error_offset = busy & ~(MODEL_PAGE - 1);
+        return -EAGAIN;
+    }
+    memset(file->private + a->offset / MODEL_PAGE, !!a->attributes,
+           a->size / MODEL_PAGE);
+    return 0;
+}
+
+/* Conversion requests of the guest, as the exits they would be */
+
+#define MODEL_REQ_MAP_GPA_RANGE 12
+#define MODEL_REQ_MEMORY_FAULT  0xfa17
+#define MAX_VCPU_FD 1024
+
+typedef struct Vcpu {
+    struct kvm_run *run;
+    bool pending;
+    bool hypercall;
+    uint32_t data_offset;
+} Vcpu;
+
+static Vcpu vcpus[MAX_VCPU_FD];
+
+static int (*real_ioctl)(int, unsigned long, void *);
+
+static bool model_requests(void)
+{
+    return listed("GMEM_KVM_MODEL_REQUESTS", 1);
+}
+
+/* Before KVM_RUN: give the guest the result of its request */
+static void vcpu_enter(int fd)
+{
+    Vcpu *v = &vcpus[fd];
+    uint32_t result;
+
+    if (!v->pending) {
+        return;
+    }
+    result = v->hypercall ? (uint32_t)v->run->hypercall.ret : 0;
+    memcpy((char *)v->run + v->data_offset, &result, sizeof(result));
+    v->pending = false;
+}
+
+/* After KVM_RUN: turn a request into its exit; returns the ioctl's result */
+static int vcpu_exit(int fd, int ret)
+{
+    Vcpu *v = &vcpus[fd];
+    struct kvm_run *run;
+    struct kvm_regs regs;
+
+    if (ret || !v->run) {
+        return ret;
+    }
+    run = v->run;
+    if (run->exit_reason != KVM_EXIT_IO ||
+        run->io.port != GMEM_GUEST_MODEL_PORT ||
+        run->io.direction != KVM_EXIT_IO_IN || run->io.size != 4 ||
+        run->io.count != 1 || real_ioctl(fd, KVM_GET_REGS, &regs)) {
+        return ret;
+    }
+    if ((uint32_t)regs.rax == MODEL_REQ_MAP_GPA_RANGE &&
+        (regs.rbx & (MODEL_PAGE - 1) || !(uint32_t)regs.rcx)) {
+        /* refused by KVM itself, without an exit */
+        uint32_t result = -EINVAL;
+
+        memcpy((char *)run + run->io.data_offset, &result, sizeof(result));
+        return vcpu_exit(fd, real_ioctl(fd, KVM_RUN, NULL));
+    }
+    if ((uint32_t)regs.rax == MODEL_REQ_MAP_GPA_RANGE) {
+        v->data_offset = run->io.data_offset;
+        run->exit_reason = KVM_EXIT_HYPERCALL;
+        memset(&run->hypercall, 0, sizeof(run->hypercall));
+        run->hypercall.nr = KVM_HC_MAP_GPA_RANGE;
+        run->hypercall.args[0] = (uint32_t)regs.rbx;
+        run->hypercall.args[1] = (uint32_t)regs.rcx;
+        run->hypercall.args[2] = (uint32_t)regs.rsi;
+        v->pending = v->hypercall = true;
+        return 0;
+    }
+    if ((uint32_t)regs.rax == MODEL_REQ_MEMORY_FAULT) {
+        v->data_offset = run->io.data_offset;
+        run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+        memset(&run->memory_fault, 0, sizeof(run->memory_fault));
+        run->memory_fault.gpa = (uint32_t)regs.rbx;
+        run->memory_fault.size = (uint32_t)regs.rcx;
+        run->memory_fault.flags = (uint32_t)regs.rsi;
+        v->pending = true;
+        v->hypercall = false;
+        errno = EFAULT;
+        return -1;
+    }
+    return ret;
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
-    static int (*real_ioctl)(int, unsigned long, void *);
     va_list ap;
     void *arg;
 
@@ -185,6 +410,43 @@ int ioctl(int fd, unsigned long request, ...)
             unbind(m->slot);
         }
         return ret;
+    }
+    if (request == KVM_CREATE_GUEST_MEMFD) {
+        const struct kvm_create_guest_memfd *g = arg;
+        int gfd = real_ioctl(fd, request, arg);
+
+        if (gfd >= 0) {
+            file_of(gfd, true, g->flags & GUEST_MEMFD_FLAG_INIT_SHARED);
+        }
+        return gfd;
+    }
+    if (request == KVM_SET_MEMORY_ATTRIBUTES2) {
+        struct kvm_memory_attributes2 *a = arg;
+        int err = set_attributes(fd, a);
+
+        log_attributes(a, err);
+        if (err) {
+            errno = -err;
+            return -1;
+        }
+        return 0;
+    }
+    if (request == KVM_CREATE_VCPU && model_requests()) {
+        int vfd = real_ioctl(fd, request, arg);
+
+        if (vfd >= 0 && vfd < MAX_VCPU_FD) {
+            vcpus[vfd].run = mmap(NULL, 2 * MODEL_PAGE,
+                                  PROT_READ | PROT_WRITE, MAP_SHARED, vfd, 0);
+            if (vcpus[vfd].run == MAP_FAILED) {
+                vcpus[vfd].run = NULL;
+            }
+        }
+        return vfd;
+    }
+    if (request == KVM_RUN && fd >= 0 && fd < MAX_VCPU_FD &&
+        vcpus[fd].run) {
+        vcpu_enter(fd);
+        return vcpu_exit(fd, real_ioctl(fd, request, arg));
     }
     return real_ioctl(fd, request, arg);
 }

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <linux/kvm.h>
+#include <linux/kvm_para.h>
 #include "qemu/units.h"
 #include "qemu/bswap.h"
 #include "libqtest.h"
@@ -580,6 +581,279 @@ static void test_kvm_caps(void)
     qtest_quit(qts);
 }
 
+/*
+ * Conversions a guest asks for, end to end: the guest makes
+ * KVM_HC_MAP_GPA_RANGE hypercalls and private memory faults, which QEMU
+ * carries out through the conversion engine and the guest_memfd attribute
+ * ioctl.  The host's KVM
+ * can neither produce these exits for an ordinary VM nor convert in place,
+ * so the model (GMEM_KVM_MODEL_REQUESTS) turns the guest's requests into
+ * those exits, and keeps the guest_memfd's attributes as the in-place
+ * series documents them (v8 capabilities).
+ */
+typedef struct ConvRequest {
+    uint32_t kind, gpa, size, attributes;
+    uint32_t result;            /* what the guest should read back */
+} ConvRequest;
+
+#define REQ_HC          GMEM_GUEST_REQ_MAP_GPA_RANGE
+#define REQ_FAULT       GMEM_GUEST_REQ_MEMORY_FAULT
+#define ENCRYPTED       KVM_MAP_GPA_RANGE_ENCRYPTED
+#define FAULT_PRIVATE   KVM_MEMORY_EXIT_FLAG_PRIVATE
+#define HC_EINVAL       ((uint32_t)-KVM_EINVAL)
+#define HC_EFAULT       ((uint32_t)-KVM_EFAULT)
+
+typedef struct ConvVm {
+    QTestState *qts;
+    char *dir, *console, *model_log;
+} ConvVm;
+
+static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
+                          const ConvRequest *req, int n)
+{
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    g_autofree char *extra = NULL;
+
+    vm->dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    vm->console = g_build_filename(vm->dir, "console", NULL);
+    vm->model_log = g_build_filename(vm->dir, "model", NULL);
+    extra = g_strdup_printf("-S -kernel %s -append 'mode=halt mb=1' "
+                            "-chardev file,id=dbg,path=%s "
+                            "-device isa-debugcon,iobase=0xe9,chardev=dbg",
+                            guest_elf(), vm->console);
+    g_setenv("LD_PRELOAD", preload, true);
+    g_setenv("GMEM_KVM_MODEL_SET_CAPS", "250=8", true);
+    g_setenv("GMEM_KVM_MODEL_REQUESTS", "1", true);
+    g_setenv("GMEM_KVM_MODEL_LOG", vm->model_log, true);
+    if (busy) {
+        g_setenv("GMEM_KVM_MODEL_BUSY", busy, true);
+    }
+    if (tries) {
+        g_setenv("GMEM_KVM_MODEL_BUSY_TRIES", tries, true);
+    }
+    vm->qts = start_vm("pc", "", extra);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_SET_CAPS");
+    g_unsetenv("GMEM_KVM_MODEL_REQUESTS");
+    g_unsetenv("GMEM_KVM_MODEL_LOG");
+    g_unsetenv("GMEM_KVM_MODEL_BUSY");
+    g_unsetenv("GMEM_KVM_MODEL_BUSY_TRIES");
+
+    for (int i = 0; i < n; i++) {
+        uint64_t r = GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_REQUESTS +
+                     i * sizeof(GmemGuestRequest);
+
+        qtest_writel(vm->qts, r + offsetof(GmemGuestRequest, kind),
+                     req[i].kind);
+        qtest_writel(vm->qts, r + offsetof(GmemGuestRequest, gpa),
+                     req[i].gpa);
+        qtest_writel(vm->qts, r + offsetof(GmemGuestRequest, size),
+                     req[i].size);
+        qtest_writel(vm->qts, r + offsetof(GmemGuestRequest, attributes),
+                     req[i].attributes);
+    }
+    qtest_writel(vm->qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_NR_REQUESTS,
+                 n);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");
+}
+
+/* Request @i: whether the guest made it, and what it read back */
+static bool conv_vm_result(ConvVm *vm, int i, uint32_t *result)
+{
+    uint64_t r = GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_REQUESTS +
+                 i * sizeof(GmemGuestRequest);
+
+    *result = qtest_readl(vm->qts, r + offsetof(GmemGuestRequest, result));
+    return qtest_readl(vm->qts, r + offsetof(GmemGuestRequest, done));
+}
+
+static QDict *conv_vm_backend(ConvVm *vm)
+{
+    QDict *resp = qtest_qmp(vm->qts,
+                            "{ 'execute': 'query-kvm-guest-memfd' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                  "backends");
+    QDict *b;
+
+    g_assert_cmpint(qlist_size(list), ==, 1);
+    b = qobject_to(QDict, qlist_peek(list));
+    qobject_ref(b);
+    qobject_unref(resp);
+    return b;
+}
+
+static void conv_vm_end(ConvVm *vm)
+{
+    g_autofree char *text = read_console(vm->console);
+
+    if (g_test_verbose()) {
+        g_printerr("%s", text);
+    }
+    qtest_quit(vm->qts);
+    unlink(vm->console);
+    unlink(vm->model_log);
+    rmdir(vm->dir);
+    g_free(vm->console);
+    g_free(vm->model_log);
+    g_free(vm->dir);
+}
+
+/* The model's log of KVM_SET_MEMORY_ATTRIBUTES2 calls, one line each */
+static char *conv_vm_kernel_calls(ConvVm *vm)
+{
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+    GString *s = g_string_new("");
+
+    g_assert(g_file_get_contents(vm->model_log, &log, NULL, NULL));
+    lines = g_strsplit(log, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        if (g_str_has_prefix(lines[i], "attributes ")) {
+            g_string_append_printf(s, "%s\n", lines[i] + 11);
+        }
+    }
+    return g_string_free(s, false);
+}
+
+static const ConvRequest conv_requests[] = {
+    /* 64 KiB at 18 MiB to private, then 8 KiB of it back to shared */
+    { REQ_HC, 0x1200000, 16, ENCRYPTED, 0 },
+    { REQ_HC, 0x1201000, 2, 0, 0 },
+    /* a private access to a shared page: KVM_EXIT_MEMORY_FAULT */
+    { REQ_FAULT, 0x1300000, 0x1000, FAULT_PRIVATE, 0 },
+    /* MMIO (the I/O APIC) is shared already, and cannot be private */
+    { REQ_HC, 0xfec00000, 1, 0, 0 },
+    { REQ_HC, 0xfec00000, 1, ENCRYPTED, HC_EINVAL },
+    /* the last page of RAM and what follows it: refused whole */
+    { REQ_HC, RAM_MB * MiB - 0x1000, 2, ENCRYPTED, HC_EINVAL },
+    /* nowhere near memory */
+    { REQ_HC, 0xfffff000, 0xffffffff, ENCRYPTED, HC_EINVAL },
+    /* misaligned: KVM refuses it before any exit */
+    { REQ_HC, 0x1200800, 1, ENCRYPTED, HC_EINVAL },
+    /* a page still referenced for 3 tries (GMEM_KVM_MODEL_BUSY) */
+    { REQ_HC, 0x1400000, 2, ENCRYPTED, 0 },
+};
+
+/* Wait until the guest is done, or the VM stopped on an error */
+static void conv_vm_wait(ConvVm *vm, bool done)
+{
+    for (int i = 0; i < GUEST_TIMEOUT_S * 10; i++) {
+        QDict *resp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+        const char *status = qdict_get_str(qdict_get_qdict(resp, "return"),
+                                           "status");
+        bool stopped = g_str_equal(status, "internal-error");
+
+        qobject_unref(resp);
+        if (done && qtest_readl(vm->qts, GMEM_GUEST_MAILBOX_GPA +
+                                GMEM_GUEST_MB_GUEST_MAGIC) ==
+            GMEM_GUEST_DONE_MAGIC) {
+            g_assert_cmpuint(qtest_readl(vm->qts, GMEM_GUEST_MAILBOX_GPA +
+                                         GMEM_GUEST_MB_STATUS), ==, 0);
+            return;
+        }
+        if (stopped) {
+            g_assert_false(done);
+            return;
+        }
+        g_usleep(100 * 1000);
+    }
+    g_assert_not_reached();
+}
+
+static void check_requests(ConvVm *vm, const ConvRequest *req, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t result;
+
+        g_assert(conv_vm_result(vm, i, &result));
+        if (result != req[i].result) {
+            g_printerr("request %d: 0x%x, expected 0x%x\n", i, result,
+                       req[i].result);
+        }
+        g_assert_cmphex(result, ==, req[i].result);
+    }
+}
+
+static void test_convert(void)
+{
+    ConvVm vm;
+    g_autofree char *calls = NULL;
+    QDict *b;
+
+    if (!have_kvm()) {
+        return;
+    }
+    conv_vm_start(&vm, "0x1401000", "3", conv_requests,
+                  ARRAY_SIZE(conv_requests));
+    conv_vm_wait(&vm, true);
+    check_requests(&vm, conv_requests, ARRAY_SIZE(conv_requests));
+
+    /* QEMU's state: 64 - 8 + 4 + 8 KiB private, 4 conversions, 3 retries */
+    b = conv_vm_backend(&vm);
+    g_assert_cmpuint(qdict_get_uint(b, "private"), ==, 68 * KiB);
+    g_assert_cmpuint(qdict_get_uint(b, "shared"), ==,
+                     RAM_MB * MiB - 68 * KiB);
+    g_assert_cmpuint(qdict_get_uint(b, "conversions"), ==, 4);
+    g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(b, "retries"), ==, 3);
+    qobject_unref(b);
+
+    /* what reached the kernel, in order, at file offsets */
+    calls = conv_vm_kernel_calls(&vm);
+    g_assert_cmpstr(calls, ==,
+        "offset=0x1200000 size=0x10000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "offset=0x1201000 size=0x2000 attributes=0x0 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "offset=0x1300000 size=0x1000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "offset=0x1400000 size=0x2000 attributes=0x8 flags=0x0 ret=-11 "
+        "error_offset=0x1401000\n"
+        "offset=0x1400000 size=0x2000 attributes=0x8 flags=0x0 ret=-11 "
+        "error_offset=0x1401000\n"
+        "offset=0x1400000 size=0x2000 attributes=0x8 flags=0x0 ret=-11 "
+        "error_offset=0x1401000\n"
+        "offset=0x1400000 size=0x2000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n");
+    conv_vm_end(&vm);
+}
+
+/*
+ * A page that stays referenced: the hypercall fails after the bounded
+ * retries and the guest reads an error; a private memory fault on it
+ * cannot be resolved, so the VM stops with an internal error.  QEMU
+ * stays up and its state stays exact.
+ */
+static const ConvRequest conv_busy_requests[] = {
+    { REQ_HC, 0x1400000, 2, ENCRYPTED, HC_EFAULT },
+    { REQ_HC, 0x1500000, 1, ENCRYPTED, 0 },
+    { REQ_FAULT, 0x1401000, 0x1000, FAULT_PRIVATE, 0 },
+};
+
+static void test_convert_busy(void)
+{
+    ConvVm vm;
+    uint32_t result;
+    QDict *b;
+
+    if (!have_kvm()) {
+        return;
+    }
+    conv_vm_start(&vm, "0x1401000", NULL, conv_busy_requests,
+                  ARRAY_SIZE(conv_busy_requests));
+    conv_vm_wait(&vm, false);
+    check_requests(&vm, conv_busy_requests, 2);
+    g_assert_false(conv_vm_result(&vm, 2, &result));
+
+    b = conv_vm_backend(&vm);
+    g_assert_cmpuint(qdict_get_uint(b, "private"), ==, 4 * KiB);
+    g_assert_cmpuint(qdict_get_uint(b, "conversions"), ==, 1);
+    g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 2);
+    g_assert_cmpuint(qdict_get_uint(b, "retries"), ==, 14);
+    qobject_unref(b);
+    conv_vm_end(&vm);
+}
+
 /* Without KVM, the command says so */
 static void test_no_kvm_caps(void)
 {
@@ -733,6 +1007,8 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/help", test_help);
     qtest_add_func("/guest-memfd/kvm-caps", test_kvm_caps);
     qtest_add_func("/guest-memfd/no-kvm-caps", test_no_kvm_caps);
+    qtest_add_func("/guest-memfd/convert", test_convert);
+    qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
     qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
     qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);

@@ -8,6 +8,7 @@
  *
  *  - optionally verifies a host-data region the host filled before boot
  *    (see the mailbox in gmem-guest.h),
+ *  - makes the conversion requests the host left in the mailbox,
  *  - fills every 32-bit word of the usable RAM above its own image and
  *    below 4 GiB with a pattern, then verifies it,
  *  - fills a guest-data region for the host to verify,
@@ -755,6 +756,43 @@ static void __attribute__((noreturn)) finish(void)
     }
 }
 
+/*
+ * Conversion requests
+ */
+
+static uint32_t model_request(uint32_t kind, uint32_t gpa, uint32_t size,
+                              uint32_t attributes)
+{
+    uint32_t ret;
+
+    __asm__ volatile("inl %1, %0"
+                     : "=a"(ret)
+                     : "Nd"((uint16_t)GMEM_GUEST_MODEL_PORT), "0"(kind),
+                       "b"(gpa), "c"(size), "S"(attributes)
+                     : "memory");
+    return ret;
+}
+
+static void make_requests(void)
+{
+    uint32_t n = mailbox->nr_requests;
+    uint32_t i;
+
+    if (n > GMEM_GUEST_MAX_REQUESTS) {
+        n = GMEM_GUEST_MAX_REQUESTS;
+    }
+    for (i = 0; i < n; i++) {
+        volatile GmemGuestRequest *r = &mailbox->requests[i]; /* host's */
+
+        r->result = model_request(r->kind, r->gpa, r->size, r->attributes);
+        barrier();
+        r->done = 1;
+        gprintf("gmem-guest: request %u: kind 0x%x gpa 0x%08x size 0x%x "
+                "attributes 0x%x: 0x%08x\n", i, r->kind, r->gpa, r->size,
+                r->attributes, r->result);
+    }
+}
+
 void gmem_guest_main(uint32_t magic, uint32_t mbi)
 {
     uint32_t image_end = (uintptr_t)gmem_guest_image_end;
@@ -813,6 +851,7 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
 
     /* Must happen before the RAM test touches anything */
     check_host_data();
+    make_requests();
 
     if (!status) {
         ram_test();

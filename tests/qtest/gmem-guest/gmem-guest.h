@@ -64,6 +64,28 @@
 #define GMEM_GUEST_ERR_GUEST_DATA       8  /* guest-data readback failed */
 
 /*
+ * Conversion requests.  Before the RAM test, the guest makes each request
+ * the host left in the mailbox with "in eax, GMEM_GUEST_MODEL_PORT",
+ * eax = kind, ebx = gpa, ecx = size, esi = attributes, and stores what
+ * eax reads back in "result".  The KVM model of guest-memfd-test turns
+ * these into the exits a confidential guest's requests produce; without
+ * it, the port reads as all ones.
+ */
+#define GMEM_GUEST_MODEL_PORT           0x99
+#define GMEM_GUEST_REQ_MAP_GPA_RANGE    12      /* size in pages */
+#define GMEM_GUEST_REQ_MEMORY_FAULT     0xfa17  /* size in bytes */
+#define GMEM_GUEST_MAX_REQUESTS         32
+
+typedef struct GmemGuestRequest {
+    uint32_t kind;          /* GMEM_GUEST_REQ_* */
+    uint32_t gpa;
+    uint32_t size;
+    uint32_t attributes;    /* KVM_MAP_GPA_RANGE_* or memory fault flags */
+    uint32_t result;        /* written by the guest */
+    uint32_t done;          /* 1 once made */
+} GmemGuestRequest;
+
+/*
  * Mailbox at GMEM_GUEST_MAILBOX_GPA; all fields little-endian uint32_t.
  *
  * The host may write host_magic/host_seed/host_len before the guest
@@ -80,6 +102,9 @@ typedef struct GmemGuestMailbox {
     uint32_t tested_mib;    /* MiB covered by the RAM test */
     uint32_t guest_seed;    /* seed of the guest-data pattern */
     uint32_t guest_len;     /* bytes of guest data */
+    uint32_t nr_requests;   /* conversion requests the host left below */
+    uint32_t reserved[6];
+    GmemGuestRequest requests[GMEM_GUEST_MAX_REQUESTS];
 } GmemGuestMailbox;
 
 #define GMEM_GUEST_MB_HOST_MAGIC        0x00
@@ -91,6 +116,8 @@ typedef struct GmemGuestMailbox {
 #define GMEM_GUEST_MB_TESTED_MIB        0x18
 #define GMEM_GUEST_MB_GUEST_SEED        0x1c
 #define GMEM_GUEST_MB_GUEST_LEN         0x20
+#define GMEM_GUEST_MB_NR_REQUESTS       0x24
+#define GMEM_GUEST_MB_REQUESTS          0x40
 
 _Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
                GMEM_GUEST_MB_HOST_MAGIC, "mailbox layout");
@@ -110,6 +137,11 @@ _Static_assert(offsetof(GmemGuestMailbox, guest_seed) ==
                GMEM_GUEST_MB_GUEST_SEED, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, guest_len) ==
                GMEM_GUEST_MB_GUEST_LEN, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, nr_requests) ==
+               GMEM_GUEST_MB_NR_REQUESTS, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, requests) ==
+               GMEM_GUEST_MB_REQUESTS, "mailbox layout");
+_Static_assert(sizeof(GmemGuestRequest) == 24, "request layout");
 _Static_assert(sizeof(GmemGuestMailbox) <= GMEM_GUEST_MAILBOX_SIZE,
                "mailbox size");
 
