@@ -16,6 +16,7 @@
 #include "system/kvm.h"
 #include "qom/object_interfaces.h"
 #include "qapi/error.h"
+#include "migration/blocker.h"
 #include "qemu/module.h"
 #include "trace.h"
 
@@ -26,6 +27,7 @@ struct HostMemoryBackendGuestMemfd {
     HostMemoryBackend parent_obj;
 
     bool init_shared;
+    Error *migration_blocker;
 };
 
 static bool
@@ -84,8 +86,20 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         return false;
     }
 
+    /*
+     * Migration finds the pages the guest dirtied through KVM's dirty log,
+     * which KVM does not keep for memory slots bound to a guest_memfd.
+     */
+    error_setg(&m->migration_blocker, "memory-backend-guest-memfd '%s': "
+               "KVM cannot log the guest's writes to guest_memfd memory, so "
+               "the VM cannot be migrated or snapshotted", name);
+    if (migrate_add_blocker(&m->migration_blocker, errp) < 0) {
+        return false;
+    }
+
     fd = kvm_create_guest_memfd(backend->size, flags, errp);
     if (fd < 0) {
+        migrate_del_blocker(&m->migration_blocker);
         return false;
     }
     trace_guest_memfd_backend_alloc(name, backend->size, flags, fd);
@@ -98,6 +112,7 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
                                         backend->size, ram_flags, fd, 0,
                                         errp)) {
         close(fd);
+        migrate_del_blocker(&m->migration_blocker);
         return false;
     }
     return true;
@@ -173,6 +188,12 @@ guest_memfd_backend_instance_init(Object *obj)
 }
 
 static void
+guest_memfd_backend_instance_finalize(Object *obj)
+{
+    migrate_del_blocker(&MEMORY_BACKEND_GUEST_MEMFD(obj)->migration_blocker);
+}
+
+static void
 guest_memfd_backend_class_init(ObjectClass *oc, const void *data)
 {
     HostMemoryBackendClass *bc = MEMORY_BACKEND_CLASS(oc);
@@ -191,6 +212,7 @@ static const TypeInfo guest_memfd_backend_info = {
     .name = TYPE_MEMORY_BACKEND_GUEST_MEMFD,
     .parent = TYPE_MEMORY_BACKEND,
     .instance_init = guest_memfd_backend_instance_init,
+    .instance_finalize = guest_memfd_backend_instance_finalize,
     .class_init = guest_memfd_backend_class_init,
     .instance_size = sizeof(HostMemoryBackendGuestMemfd),
 };

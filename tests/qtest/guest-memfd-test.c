@@ -854,6 +854,41 @@ static void test_convert_busy(void)
     conv_vm_end(&vm);
 }
 
+/*
+ * KVM keeps no dirty log for memory slots bound to a guest_memfd (Linux
+ * 6.18 refuses KVM_MEM_LOG_DIRTY_PAGES on them), which migration needs:
+ * migration is refused with the reason, and the VM runs on.
+ */
+static void test_migrate_blocked(void)
+{
+    QTestState *qts;
+    QDict *resp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("pc", "", "-S");
+    resp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': "
+                     "{ 'uri': 'exec:cat > /dev/null' } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "memory-backend-guest-memfd 'm0': KVM cannot log "
+                    "the guest's writes to guest_memfd memory, so the VM "
+                    "cannot be migrated or snapshotted");
+    qobject_unref(resp);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    qtest_quit(qts);
+
+    /* a backend that cannot be migrated cannot be created if all must be */
+    qts = qtest_init("-accel kvm -machine none -only-migratable");
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': "
+                     "{ 'qom-type': 'memory-backend-guest-memfd', "
+                     "'id': 'm1', 'size': 1048576 } }");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    "only-migratable"));
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
 /* Without KVM, the command says so */
 static void test_no_kvm_caps(void)
 {
@@ -1009,6 +1044,7 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/no-kvm-caps", test_no_kvm_caps);
     qtest_add_func("/guest-memfd/convert", test_convert);
     qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
+    qtest_add_func("/guest-memfd/migrate-blocked", test_migrate_blocked);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
     qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
     qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);
