@@ -313,7 +313,13 @@ static void vcpu_enter(int fd)
     v->pending = false;
 }
 
-/* After KVM_RUN: turn a request into its exit; returns the ioctl's result */
+/* What vcpu_exit() returns when the guest is to run on without an exit */
+#define MODEL_RUN_AGAIN 1
+
+/*
+ * After KVM_RUN: turn a request into its exit.  Returns the ioctl's
+ * result, or MODEL_RUN_AGAIN.
+ */
 static int vcpu_exit(int fd, int ret)
 {
     Vcpu *v = &vcpus[fd];
@@ -336,7 +342,7 @@ static int vcpu_exit(int fd, int ret)
         uint32_t result = -EINVAL;
 
         memcpy((char *)run + run->io.data_offset, &result, sizeof(result));
-        return vcpu_exit(fd, real_ioctl(fd, KVM_RUN, NULL));
+        return MODEL_RUN_AGAIN;
     }
     if ((uint32_t)regs.rax == MODEL_REQ_MAP_GPA_RANGE) {
         v->data_offset = run->io.data_offset;
@@ -445,8 +451,13 @@ int ioctl(int fd, unsigned long request, ...)
     }
     if (request == KVM_RUN && fd >= 0 && fd < MAX_VCPU_FD &&
         vcpus[fd].run) {
+        int ret;
+
         vcpu_enter(fd);
-        return vcpu_exit(fd, real_ioctl(fd, request, arg));
+        do {
+            ret = vcpu_exit(fd, real_ioctl(fd, request, arg));
+        } while (ret == MODEL_RUN_AGAIN);
+        return ret;
     }
     return real_ioctl(fd, request, arg);
 }
