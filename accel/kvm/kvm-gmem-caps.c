@@ -15,6 +15,7 @@
 
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
+#include "qapi/error.h"
 #include "system/kvm-gmem.h"
 
 static KvmGuestMemfdMode kvm_gmem_mode(const KvmGmemCaps *caps)
@@ -133,4 +134,17 @@ void kvm_gmem_caps_table(const KvmGmemCaps *caps, KvmGmemTable *table)
             }
         }
     }
+}
+
+bool kvm_gmem_check_in_place(const KvmGmemTable *table, Error **errp)
+{
+    if (table->mode == KVM_GUEST_MEMFD_MODE_IN_PLACE) {
+        return true;
+    }
+    error_setg(errp, "the host's KVM cannot convert guest_memfd memory in "
+               "place (mode %s): it needs per-file memory attributes "
+               "(KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) and "
+               "kvm.vm_memory_attributes=0",
+               KvmGuestMemfdMode_str(table->mode));
+    return false;
 }

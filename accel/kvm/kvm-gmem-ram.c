@@ -19,6 +19,8 @@
 #include "qapi/qapi-commands-accelerator.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
+#include "hw/boards.h"
+#include "system/confidential-guest-support.h"
 #include "system/kvm.h"
 #include "system/kvm-gmem-convert.h"
 #include "system/kvm_int.h"
@@ -291,12 +293,15 @@ void kvm_gmem_ram_destroy(KvmGmemRam *g)
     object_unref(OBJECT(g));
 }
 
-/*
- * The launch phase of the VM.  Until confidential guests that convert in
- * place report the end of their launch, every conversion is at runtime.
- */
-static KvmGuestMemfdPhase kvm_gmem_phase(void)
+KvmGuestMemfdPhase kvm_gmem_phase(void)
 {
+    ConfidentialGuestSupport *cgs = current_machine ? current_machine->cgs :
+                                                      NULL;
+
+    /* Only guests that populate private memory at launch have a launch */
+    if (cgs && cgs->require_guest_memfd && !cgs->launched) {
+        return KVM_GUEST_MEMFD_PHASE_PRE_LAUNCH;
+    }
     return KVM_GUEST_MEMFD_PHASE_RUNTIME;
 }
 
@@ -322,13 +327,13 @@ int kvm_gmem_ram_convert(KvmGmemRam *g, uint64_t offset, uint64_t size,
     return ret;
 }
 
-/* Convert [@start, @start + @size) of guest memory, block by block */
 /*
  * Walk the guest-physical range [@start, @start + @size): check that all
  * of it can be converted, or (@convert) convert the guest_memfd RAM in it.
  */
 static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
-                               bool convert, Error **errp)
+                               KvmGuestMemfdContent content, bool convert,
+                               Error **errp)
 {
     while (size) {
         MemoryRegionSection section = memory_region_find(get_system_memory(),
@@ -372,9 +377,7 @@ static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
         } else if (convert) {
             ret = kvm_gmem_ram_convert(mr->ram_block->gmem,
                                        section.offset_within_region, len,
-                                       to_private,
-                                       KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
-                                       errp);
+                                       to_private, content, errp);
         }
         memory_region_unref(mr);
         if (ret) {
@@ -387,7 +390,7 @@ static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
 }
 
 int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
-                           Error **errp)
+                           KvmGuestMemfdContent content, Error **errp)
 {
     if (start + size < start) {
         error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%" HWADDR_PRIx
@@ -395,8 +398,9 @@ int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
         return -EINVAL;
     }
     /* A request refused is refused whole, before anything is converted */
-    return kvm_gmem_walk_range(start, size, to_private, false, errp) ?:
-           kvm_gmem_walk_range(start, size, to_private, true, errp);
+    return kvm_gmem_walk_range(start, size, to_private, content, false,
+                               errp) ?:
+           kvm_gmem_walk_range(start, size, to_private, content, true, errp);
 }
 
 KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)

@@ -7,6 +7,8 @@
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
 #include "hw/boards.h"
+#include "qapi/error.h"
+#include "system/confidential-guest-support.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
 #include "system/kvm-gmem.h"
@@ -22,7 +24,7 @@ static uint64_t kvm_gmem_check(KVMState *s, unsigned int cap)
     return ret > 0 ? ret : 0;
 }
 
-void kvm_gmem_init(KVMState *s, MachineState *ms)
+bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp)
 {
     KvmGmemCaps *caps = &kvm_gmem_caps;
 
@@ -44,6 +46,15 @@ void kvm_gmem_init(KVMState *s, MachineState *ms)
                         caps->gmem_flags, caps->vm_attrs, caps->gmem_attrs,
                         caps->attr2_flags, caps->pre_launch_flags,
                         caps->post_launch_flags, caps->launch_update);
+
+    if (machine_convert_in_place(ms) &&
+        !kvm_gmem_check_in_place(&kvm_gmem_table, errp)) {
+        error_prepend(errp, "%s '%s' has convert-in-place=on, but ",
+                      object_get_typename(OBJECT(ms->cgs)),
+                      object_get_canonical_path_component(OBJECT(ms->cgs)));
+        return false;
+    }
+    return true;
 }
 
 const KvmGmemTable *kvm_gmem_get_table(void)

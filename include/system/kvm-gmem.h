@@ -49,13 +49,26 @@ typedef struct KvmGmemTable {
 void kvm_gmem_caps_table(const KvmGmemCaps *caps, KvmGmemTable *table);
 
 /**
+ * kvm_gmem_check_in_place: can this host convert memory in place?
+ * @table: what kvm_gmem_caps_table() derived
+ * @errp: pointer to Error*, to store the reason if it cannot
+ *
+ * Returns: true if guest_memfd memory converts between shared and private
+ * in place, with per-file memory attributes.
+ */
+bool kvm_gmem_check_in_place(const KvmGmemTable *table, Error **errp);
+
+/**
  * kvm_gmem_init: probe what KVM offers for guest_memfd memory
  * @s: the KVM state, with its VM created
  * @ms: the machine
+ * @errp: pointer to Error*, to store an error if it happens
  *
- * Called once when KVM starts.
+ * Called once when KVM starts, before the confidential guest support
+ * starts its launch.  Fails if that asks to convert memory in place and
+ * the host cannot.
  */
-void kvm_gmem_init(KVMState *s, MachineState *ms);
+bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp);
 
 /* What kvm_gmem_init() found, and the table it derived */
 const KvmGmemCaps *kvm_gmem_get_caps(void);
