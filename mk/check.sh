@@ -71,7 +71,7 @@ done
 
 # Unit tests of this project's pure logic
 for u in $(cd "$OBJ" && find tests/unit -maxdepth 1 -type f -perm -u+x \
-             -name 'test-kvm-gmem-*' | sort); do
+             \( -name 'test-kvm-gmem-*' -o -name 'test-gmem-*' \) | sort); do
     log=$logs/$(basename "$u").tap
     (cd "$OBJ" && "$u" --tap -k) >"$log" 2>&1
     count "$log" "$u"

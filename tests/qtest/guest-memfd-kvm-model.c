@@ -26,6 +26,16 @@
  *   whose result the guest reads back in eax; with eax = 0xfa17,
  *   KVM_EXIT_MEMORY_FAULT (gpa in ebx, bytes in ecx, flags in esi), after
  *   which eax reads 0.
+ * - With GMEM_KVM_MODEL_SNP=1, KVM and the platform support SEV-SNP as the
+ *   in-place series documents it, with no encryption: KVM_X86_SNP_VM is a
+ *   VM type (an ordinary VM underneath), /dev/sev answers
+ *   SEV_PLATFORM_STATUS, and KVM_MEMORY_ENCRYPT_OP takes KVM_SEV_INIT2 and
+ *   the SNP launch commands.  KVM_SEV_SNP_LAUNCH_UPDATE fails with EINVAL
+ *   unless every page is bound to a guest_memfd and private in it; it
+ *   reads each page in place (NULL uaddr) or copies it from uaddr first,
+ *   and logs a checksum of what it measured.  KVM_SEV_SNP_LAUNCH_FINISH
+ *   logs how many pages that memory slots bind to a guest_memfd, that is
+ *   the guest's memory, are still shared.
  *
  * Every other ioctl reaches the kernel.
  *
@@ -43,8 +53,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <linux/kvm.h>
 #include <linux/kvm_para.h>
+#include <linux/psp-sev.h>
 #include "gmem-guest/gmem-guest.h"
 
 #define MAX_BINDINGS 512
@@ -52,7 +65,9 @@
 typedef struct Binding {
     unsigned slot;              /* address space << 16 | slot */
     ino_t ino;
+    int fd;
     unsigned long long start, end;
+    unsigned long long gpa;
 } Binding;
 
 static Binding bindings[MAX_BINDINGS];
@@ -154,7 +169,9 @@ static int bind(const struct kvm_userspace_memory_region2 *m)
     if (nr_bindings == MAX_BINDINGS) {
         return -ENOMEM;
     }
-    bindings[nr_bindings++] = (Binding) { m->slot, st.st_ino, start, end };
+    bindings[nr_bindings++] = (Binding) {
+        m->slot, st.st_ino, m->guest_memfd, start, end, m->guest_phys_addr
+    };
     return 0;
 }
 
@@ -370,6 +387,186 @@ static int vcpu_exit(int fd, int ret)
     return ret;
 }
 
+/* SEV-SNP */
+
+static int sev_fd = -1;
+
+static bool model_snp(void)
+{
+    return listed("GMEM_KVM_MODEL_SNP", 1);
+}
+
+static void model_printf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void model_printf(const char *fmt, ...)
+{
+    const char *path = getenv("GMEM_KVM_MODEL_LOG");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    va_list ap;
+
+    if (f) {
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fclose(f);
+    }
+}
+
+static int open_model(const char *path, int flags, mode_t mode,
+                      const char *real)
+{
+    int (*real_open)(const char *, int, ...) = dlsym(RTLD_NEXT, real);
+
+    if (model_snp() && !strcmp(path, "/dev/sev")) {
+        sev_fd = real_open("/dev/null", O_RDWR);
+        return sev_fd;
+    }
+    return real_open(path, flags, mode);
+}
+
+/* With _FILE_OFFSET_BITS=64, as QEMU is built, this is open64() */
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+    return open_model(path, flags, mode, "open64");
+}
+
+static int sev_platform(struct sev_issue_cmd *cmd)
+{
+    struct sev_user_data_status *status;
+
+    if (cmd->cmd != SEV_PLATFORM_STATUS) {
+        return -EINVAL;
+    }
+    status = (void *)(uintptr_t)cmd->data;
+    memset(status, 0, sizeof(*status));
+    status->api_major = 1;
+    status->api_minor = 55;
+    status->build = 21;
+    return 0;
+}
+
+static unsigned long long fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static const Binding *binding_of(unsigned long long gpa)
+{
+    for (int i = 0; i < nr_bindings; i++) {
+        const Binding *b = &bindings[i];
+
+        if (!(b->slot >> 16) && gpa >= b->gpa &&
+            gpa - b->gpa < b->end - b->start) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
+{
+    unsigned long long gpa = u->gfn_start * MODEL_PAGE;
+    unsigned long long sum = 0xcbf29ce484222325ULL;
+    const char *source = u->uaddr ? "copy" : "in-place";
+
+    if (!u->len || u->len & (MODEL_PAGE - 1) ||
+        u->type < KVM_SEV_SNP_PAGE_TYPE_NORMAL ||
+        u->type > KVM_SEV_SNP_PAGE_TYPE_CPUID) {
+        return -EINVAL;
+    }
+    /* Checked whole first: the range must be guest_memfd, and private */
+    for (unsigned long long off = 0; off < u->len; off += MODEL_PAGE) {
+        const Binding *b = binding_of(gpa + off);
+        File *file = b ? file_of(b->fd, false, false) : NULL;
+
+        if (!file ||
+            !file->private[(b->start + gpa + off - b->gpa) / MODEL_PAGE]) {
+            model_printf("snp-update gpa=0x%llx len=0x%llx type=%u "
+                         "ret=%d\n", gpa, (unsigned long long)u->len,
+                         u->type, -EINVAL);
+            return -EINVAL;
+        }
+    }
+    for (unsigned long long off = 0; off < u->len; off += MODEL_PAGE) {
+        const Binding *b = binding_of(gpa + off);
+        unsigned long long foff = b->start + gpa + off - b->gpa;
+        unsigned char *page = mmap(NULL, MODEL_PAGE, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED, b->fd, foff);
+
+        if (page == MAP_FAILED) {
+            return -EFAULT;
+        }
+        if (u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO) {
+            memset(page, 0, MODEL_PAGE);
+        } else if (u->uaddr && u->type != KVM_SEV_SNP_PAGE_TYPE_SECRETS) {
+            memcpy(page, (void *)(uintptr_t)(u->uaddr + off), MODEL_PAGE);
+        }
+        if (u->type != KVM_SEV_SNP_PAGE_TYPE_SECRETS) {
+            sum = fnv(sum, page, MODEL_PAGE);
+        }
+        munmap(page, MODEL_PAGE);
+    }
+    model_printf("snp-update gpa=0x%llx len=0x%llx type=%u source=%s "
+                 "sum=0x%016llx\n", gpa, (unsigned long long)u->len,
+                 u->type, source, sum);
+    /* As the kernel reports progress */
+    u->gfn_start += u->len / MODEL_PAGE;
+    if (u->uaddr) {
+        u->uaddr += u->len;
+    }
+    u->len = 0;
+    return 0;
+}
+
+static int sev_vm_op(struct kvm_sev_cmd *cmd)
+{
+    unsigned long long shared = 0, private = 0;
+
+    switch (cmd->id) {
+    case KVM_SEV_INIT2:
+        model_printf("snp-init2\n");
+        return 0;
+    case KVM_SEV_SNP_LAUNCH_START:
+        model_printf("snp-launch-start\n");
+        return 0;
+    case KVM_SEV_SNP_LAUNCH_UPDATE:
+        return snp_launch_update((void *)(uintptr_t)cmd->data);
+    case KVM_SEV_SNP_LAUNCH_FINISH:
+        /* The guest's memory: what the memory slots bind */
+        for (int i = 0; i < nr_bindings; i++) {
+            const Binding *b = &bindings[i];
+            File *file = file_of(b->fd, false, false);
+
+            for (unsigned long long off = b->start;
+                 file && !(b->slot >> 16) && off < b->end;
+                 off += MODEL_PAGE) {
+                if (file->private[off / MODEL_PAGE]) {
+                    private++;
+                } else {
+                    shared++;
+                }
+            }
+        }
+        model_printf("snp-finish files=%d shared=%llu private=%llu\n",
+                     nr_files, shared, private);
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
     va_list ap;
@@ -381,6 +578,36 @@ int ioctl(int fd, unsigned long request, ...)
 
     if (!real_ioctl) {
         real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+    }
+    if (model_snp()) {
+        int err = 1;
+
+        if (fd == sev_fd && sev_fd >= 0 && request == SEV_ISSUE_CMD) {
+            err = sev_platform(arg);
+        } else if (request == KVM_MEMORY_ENCRYPT_OP) {
+            err = sev_vm_op(arg);
+        } else if (request == KVM_GET_DEVICE_ATTR &&
+                   ((struct kvm_device_attr *)arg)->group ==
+                   KVM_X86_GRP_SEV) {
+            *(uint64_t *)(uintptr_t)((struct kvm_device_attr *)arg)->addr = 0;
+            err = 0;
+        } else if (request == KVM_CREATE_VM &&
+                   (unsigned long)arg == KVM_X86_SNP_VM) {
+            /* An ordinary VM underneath */
+            return real_ioctl(fd, request, (void *)0UL);
+        } else if (request == KVM_CHECK_EXTENSION &&
+                   (long)arg == KVM_CAP_VM_TYPES) {
+            int ret = real_ioctl(fd, request, arg);
+
+            return (ret > 0 ? ret : 1) | 1 << KVM_X86_SNP_VM;
+        }
+        if (err <= 0) {
+            if (err) {
+                errno = -err;
+                return -1;
+            }
+            return 0;
+        }
     }
     if (request == KVM_CHECK_EXTENSION) {
         long cap = (long)arg;

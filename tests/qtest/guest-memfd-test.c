@@ -860,6 +860,313 @@ static void test_convert_busy(void)
  * migration is refused with the reason, and the VM runs on.  Measuring
  * the dirty rate from the dirty log, which aborted QEMU, works.
  */
+/*
+ * An SEV-SNP launch in place, end to end.  This host has no SEV-SNP, so
+ * the KVM model provides it (GMEM_KVM_MODEL_SNP): the SNP VM type over an
+ * ordinary VM, /dev/sev, and the launch commands as the in-place series
+ * documents them, without encryption.  Its LAUNCH_UPDATE refuses pages
+ * that are not private in their guest_memfd, and logs a checksum of what
+ * it measured.  Guest RAM and the firmware are real guest_memfds of this
+ * host's kernel.  The firmware is a minimal OVMF image: the GUIDed table
+ * with the SEV information block and the SEV metadata (zero, secrets and
+ * CPUID pages), and a reset vector that halts.
+ */
+#define SNP_FW_SIZE 0x10000
+#define SNP_FW_GPA (0x100000000ULL - SNP_FW_SIZE)
+
+static const struct {
+    uint32_t base, len, type;
+} snp_metadata[] = {
+    { 0x800000, 0x9000, 1 },    /* SNP_SEC_MEM: a zero page */
+    { 0x809000, 0x1000, 2 },    /* SNP_SECRETS */
+    { 0x80a000, 0x1000, 3 },    /* CPUID */
+    { 0x80b000, 0x2000, 1 },
+};
+
+static void put_guid(uint8_t *p, const char *guid)
+{
+    unsigned a, b, c, d[8];
+
+    g_assert(sscanf(guid, "%8x-%4x-%4x-%2x%2x-%2x%2x%2x%2x%2x%2x", &a, &b,
+                    &c, &d[0], &d[1], &d[2], &d[3], &d[4], &d[5], &d[6],
+                    &d[7]) == 11);
+    stl_le_p(p, a);
+    stw_le_p(p + 4, b);
+    stw_le_p(p + 6, c);
+    for (int i = 0; i < 8; i++) {
+        p[8 + i] = d[i];
+    }
+}
+
+/* Put a GUIDed table entry whose end is at @end; returns its start */
+static uint8_t *put_entry(uint8_t *end, const char *guid, uint32_t value)
+{
+    put_guid(end - 16, guid);
+    stw_le_p(end - 18, 4 + 18);
+    stl_le_p(end - 22, value);
+    return end - 22;
+}
+
+static uint8_t *snp_firmware(void)
+{
+    uint8_t *fw = g_malloc(SNP_FW_SIZE);
+    uint8_t *md = fw + SNP_FW_SIZE - 0x1000;
+    uint8_t *end = fw + SNP_FW_SIZE - 32;
+    uint8_t *p;
+
+    for (int i = 0; i < SNP_FW_SIZE; i++) {
+        fw[i] = i * 7 + 3;
+    }
+    /* the reset vector: hlt; jmp $-1 */
+    memset(fw + SNP_FW_SIZE - 16, 0, 16);
+    memcpy(fw + SNP_FW_SIZE - 16, "\xf4\xeb\xfd", 3);
+
+    /* the SEV metadata, 4 KiB before the end */
+    memcpy(md, "ASEV", 4);
+    stl_le_p(md + 4, 16 + 12 * ARRAY_SIZE(snp_metadata));
+    stl_le_p(md + 8, 1);
+    stl_le_p(md + 12, ARRAY_SIZE(snp_metadata));
+    for (int i = 0; i < ARRAY_SIZE(snp_metadata); i++) {
+        stl_le_p(md + 16 + 12 * i, snp_metadata[i].base);
+        stl_le_p(md + 20 + 12 * i, snp_metadata[i].len);
+        stl_le_p(md + 24 + 12 * i, snp_metadata[i].type);
+    }
+
+    /* the GUIDed table, which ends 32 bytes before the end of the image */
+    put_guid(end - 16, "96b582de-1fb2-45f7-baea-a366c55a082d");
+    stw_le_p(end - 18, 2 * 22 + 18);
+    p = put_entry(end - 18, "00f771de-1a7e-4fcb-890e-68c77e2fb44e",
+                  0xffff0000);
+    put_entry(p, "dc886566-984a-4798-a75e-5585a7bf67cc", 0x1000);
+    return fw;
+}
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t n)
+{
+    const uint8_t *b = buf;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+#define FNV_INIT UINT64_C(0xcbf29ce484222325)
+
+/*
+ * The C-bit position QEMU compares the cbitpos property with: CPUID
+ * 0x8000001f of the host, which QEMU reports when they differ.  A
+ * memory backend that is not guest_memfd makes QEMU exit when they do not.
+ */
+static unsigned host_cbitpos(void)
+{
+    static int cbitpos = -1;
+    g_autofree char *preload = NULL;
+    g_autofree char *cmd = NULL;
+    g_autofree char *err = NULL;
+    g_auto(GStrv) argv = NULL;
+    g_auto(GStrv) envp = NULL;
+    const char *host;
+    int status;
+
+    if (cbitpos >= 0) {
+        return cbitpos;
+    }
+    preload = g_canonicalize_filename(kvm_model(), NULL);
+    envp = g_environ_setenv(g_get_environ(), "LD_PRELOAD", preload, true);
+    envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SNP", "1", true);
+    envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SET_CAPS", "250=8", true);
+    cmd = g_strdup_printf("%s -accel kvm -nodefaults -display none -m 32M "
+                          "-object sev-snp-guest,id=sev0,cbitpos=63,"
+                          "reduced-phys-bits=1,convert-in-place=on "
+                          "-object memory-backend-memfd,id=m0,size=32M "
+                          "-machine q35,confidential-guest-support=sev0,"
+                          "memory-backend=m0", g_getenv("QTEST_QEMU_BINARY"));
+    g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                          NULL, NULL, &err, &status, NULL));
+    host = strstr(err, "cbitpos check failed, host '");
+    cbitpos = host ? atoi(host + strlen("cbitpos check failed, host '")) :
+                     63;
+    return cbitpos;
+}
+
+/* Kernel generations that convert in place, for an SEV-SNP launch */
+typedef struct SnpKernel {
+    const char *set_caps;
+    const char *flags;          /* GMEM_KVM_MODEL_FLAGS */
+    unsigned preserve_flags;    /* what a conversion preserving contents uses */
+} SnpKernel;
+
+static const SnpKernel snp_v8 = { "250=8", "0", 0 };
+/* v4/v5: ZERO and PRESERVE flags */
+static const SnpKernel snp_v5 = { "250=8,251=3", "3", 2 };
+
+static QTestState *snp_start(const char *dir, const SnpKernel *k,
+                             const char *backend, const char *log)
+{
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    g_autofree char *fw_path = g_build_filename(dir, "fw.bin", NULL);
+    g_autofree uint8_t *fw = snp_firmware();
+    QTestState *qts;
+
+    g_assert(g_file_set_contents(fw_path, (char *)fw, SNP_FW_SIZE, NULL));
+    g_setenv("LD_PRELOAD", preload, true);
+    g_setenv("GMEM_KVM_MODEL_SNP", "1", true);
+    g_setenv("GMEM_KVM_MODEL_SET_CAPS", k->set_caps, true);
+    g_setenv("GMEM_KVM_MODEL_FLAGS", k->flags, true);
+    g_setenv("GMEM_KVM_MODEL_LOG", log, true);
+    qts = qtest_initf("-accel kvm -cpu host -nodefaults -display none -S "
+                      "-m %dM -object %s,id=m0,size=%dM "
+                      "-object sev-snp-guest,id=sev0,cbitpos=%u,"
+                      "reduced-phys-bits=1,convert-in-place=on "
+                      "-machine q35,confidential-guest-support=sev0,"
+                      "memory-backend=m0 -bios %s",
+                      RAM_MB, backend, RAM_MB, host_cbitpos(), fw_path);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_SNP");
+    g_unsetenv("GMEM_KVM_MODEL_SET_CAPS");
+    g_unsetenv("GMEM_KVM_MODEL_FLAGS");
+    g_unsetenv("GMEM_KVM_MODEL_LOG");
+    return qts;
+}
+
+/* The model's log of SEV-SNP commands and conversions, in order */
+static char *snp_kernel_calls(const char *log_path)
+{
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+    GString *s = g_string_new("");
+
+    g_assert(g_file_get_contents(log_path, &log, NULL, NULL));
+    lines = g_strsplit(log, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        if (g_str_has_prefix(lines[i], "snp-") ||
+            g_str_has_prefix(lines[i], "attributes ")) {
+            g_string_append_printf(s, "%s\n", lines[i]);
+        }
+    }
+    return g_string_free(s, false);
+}
+
+static QDict *gmem_backend(QTestState *qts, const char *name)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                  "backends");
+    QListEntry *e;
+    QDict *found = NULL;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *b = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(b, "name"), name)) {
+            found = b;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(resp);
+    g_assert(found);
+    return found;
+}
+
+static void test_snp_launch_in_place(const void *data)
+{
+    const SnpKernel *k = data;
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *calls = NULL;
+    g_autofree char *want = NULL;
+    g_autofree char *fw_path = NULL;
+    g_autofree uint8_t *fw = snp_firmware();
+    g_autofree uint8_t *zeros = g_malloc0(0x9000);
+    uint8_t cpuid[0x1000];
+    QTestState *qts;
+    QDict *b, *rsp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "model", NULL);
+    qts = snp_start(dir, k, "memory-backend-guest-memfd", log);
+
+    /* The launch finishes when the guest first runs */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+
+    /*
+     * The CPUID page was updated from QEMU's copy, which the model put in
+     * the page; what the guest has there is what was measured.
+     */
+    qtest_memread(qts, 0x80a000, cpuid, sizeof(cpuid));
+    g_assert_cmpint(ldl_le_p(cpuid), >, 0);
+
+    /*
+     * Each range converted to private, then measured; the firmware from
+     * the guest_memfd it was loaded into: what was measured is the image.
+     * Then the rest of RAM; 0xc0000-0xe0000 is pc.rom, which hides RAM.
+     */
+    want = g_strdup_printf(
+        "snp-init2\n"
+        "snp-launch-start\n"
+        "attributes offset=0x0 size=0x10000 attributes=0x8 flags=0x%x ret=0 "
+        "error_offset=0x0\n"
+        "snp-update gpa=0xffff0000 len=0x10000 type=1 source=in-place "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x800000 size=0x9000 attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "snp-update gpa=0x800000 len=0x9000 type=3 source=in-place "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x809000 size=0x1000 attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "snp-update gpa=0x809000 len=0x1000 type=5 source=in-place "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x80a000 size=0x1000 attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "snp-update gpa=0x80a000 len=0x1000 type=6 source=copy "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x80b000 size=0x2000 attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "snp-update gpa=0x80b000 len=0x2000 type=3 source=in-place "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x0 size=0xc0000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "attributes offset=0x0 size=0x20000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "attributes offset=0xe0000 size=0x720000 attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "attributes offset=0x80d000 size=0x%x attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "snp-finish files=3 shared=0 private=%d\n",
+        k->preserve_flags, fnv(FNV_INIT, fw, SNP_FW_SIZE),
+        fnv(FNV_INIT, zeros, 0x9000),
+        FNV_INIT, fnv(FNV_INIT, cpuid, sizeof(cpuid)),
+        fnv(FNV_INIT, zeros, 0x2000), RAM_MB * 0x100000 - 0x80d000,
+        (RAM_MB * 0x100000 - 0x20000 + 0x20000 + SNP_FW_SIZE) / 0x1000);
+    calls = snp_kernel_calls(log);
+    g_assert_cmpstr(calls, ==, want);
+
+    /* QEMU's view: the firmware is guest_memfd, private, not discarded */
+    b = gmem_backend(qts, "pc.bios");
+    g_assert_cmpint(qdict_get_int(b, "private"), ==, SNP_FW_SIZE);
+    g_assert_cmpint(qdict_get_int(b, "shared"), ==, 0);
+    qobject_unref(b);
+    b = gmem_backend(qts, "m0");
+    g_assert_cmpint(qdict_get_int(b, "shared"), ==, 0x20000);
+    g_assert_cmpint(qdict_get_int(b, "failures"), ==, 0);
+    qobject_unref(b);
+
+    qtest_quit(qts);
+    unlink(log);
+    fw_path = g_build_filename(dir, "fw.bin", NULL);
+    unlink(fw_path);
+    rmdir(dir);
+}
+
 static void test_migrate_blocked(void)
 {
     QTestState *qts;
@@ -1009,6 +1316,9 @@ typedef struct Refusal {
     const char *args;
     const char *message;
     const char *message2;   /* or this one, on hosts that get further */
+    /* An SEV-SNP guest with convert-in-place=on, on the KVM model */
+    bool snp;
+    const char *set_caps;   /* KVM capabilities the kernel model sets */
 } Refusal;
 
 #define MACHINE_ARGS \
@@ -1104,6 +1414,26 @@ static const Refusal refusals[] = {
       "vm-type SEV-SNP not supported by KVM",
       "sev-snp-guest 'sev0' has convert-in-place=on, but the host's KVM "
       "cannot convert guest_memfd memory in place" },
+    /* SEV-SNP from the KVM model; see test_snp_launch_in_place() */
+    { "in-place/snp-model-no-in-place", true, NULL,
+      "-machine memory-backend=m0 " BACKEND ",size=32M",
+      "sev-snp-guest 'sev0' has convert-in-place=on, but the host's KVM "
+      "cannot convert guest_memfd memory in place (mode shared-only): it "
+      "needs per-file memory attributes "
+      "(KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) and "
+      "kvm.vm_memory_attributes=0", NULL, true, "" },
+    { "in-place/snp-model-memfd", true, NULL,
+      "-machine memory-backend=m0 "
+      "-object memory-backend-memfd,id=m0,size=32M",
+      NOT_GMEM("m0", "memory-backend-memfd", "sev-snp-guest 'sev0'"),
+      NULL, true, "250=8" },
+    /* content flags, but not PRESERVE: the firmware cannot be carried in */
+    { "in-place/snp-model-no-preserve", true, NULL,
+      "-machine memory-backend=m0 " BACKEND ",size=32M",
+      "SEV-SNP page at 0xffff0000+0x10000: cannot convert to private "
+      "preserving its contents: the host's KVM has neither the PRESERVE "
+      "conversion flag nor launch updates from the page itself",
+      NULL, true, "250=8,251=1" },
     { "in-place/tdx-kvm", true, NULL,
       "-accel kvm " TDX_IN_PLACE ",memory-backend=m0,kernel-irqchip=split "
       "-m 32M " BACKEND ",size=32M",
@@ -1121,11 +1451,32 @@ static void test_refusal(const void *data)
     g_autofree char *cmd = NULL;
     g_autofree char *out = NULL;
     g_autofree char *err = NULL;
+    g_autofree char *dir = NULL;
+    g_autofree char *fw_path = NULL;
+    g_autofree char *snp = NULL;
     g_autoptr(GError) gerr = NULL;
     int status;
 
     if (r->kvm && !have_kvm()) {
         return;
+    }
+    if (r->snp) {
+        g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+        g_autofree uint8_t *fw = snp_firmware();
+
+        dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+        fw_path = g_build_filename(dir, "fw.bin", NULL);
+        g_assert(g_file_set_contents(fw_path, (char *)fw, SNP_FW_SIZE, NULL));
+        snp = g_strdup_printf("-accel kvm -cpu host -nodefaults "
+                              "-display none -m 32M -object sev-snp-guest,"
+                              "id=sev0,cbitpos=%u,reduced-phys-bits=1,"
+                              "convert-in-place=on -machine q35,"
+                              "confidential-guest-support=sev0 -bios %s ",
+                              host_cbitpos(), fw_path);
+        envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
+        envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SNP", "1", true);
+        envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SET_CAPS", r->set_caps,
+                                true);
     }
     if (r->hide_caps) {
         g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
@@ -1135,7 +1486,7 @@ static void test_refusal(const void *data)
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_HIDE_CAPS",
                                 r->hide_caps, true);
     }
-    cmd = g_strdup_printf("%s %s", binary, r->args);
+    cmd = g_strdup_printf("%s %s%s", binary, snp ?: "", r->args);
     g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
     g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                           &out, &err, &status, &gerr));
@@ -1145,6 +1496,10 @@ static void test_refusal(const void *data)
     g_assert_false(WIFSIGNALED(status));
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    if (fw_path) {
+        unlink(fw_path);
+        rmdir(dir);
+    }
     g_assert(strstr(err, r->message) ||
              (r->message2 && strstr(err, r->message2)));
     /* one line, and nothing else */
@@ -1172,6 +1527,10 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/convert", test_convert);
     qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
     qtest_add_func("/guest-memfd/migrate-blocked", test_migrate_blocked);
+    qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v8",
+                        &snp_v8, test_snp_launch_in_place);
+    qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v5",
+                        &snp_v5, test_snp_launch_in_place);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
     qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
     qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);
