@@ -36,6 +36,13 @@
  *   and logs a checksum of what it measured.  KVM_SEV_SNP_LAUNCH_FINISH
  *   logs how many pages that memory slots bind to a guest_memfd, that is
  *   the guest's memory, are still shared.
+ * - With GMEM_KVM_MODEL_TDX=1, likewise for TDX: KVM_X86_TDX_VM, and the
+ *   TDX commands of KVM_MEMORY_ENCRYPT_OP.  KVM_TDX_CAPABILITIES offers
+ *   every attribute and XFAM bit, and the host's supported CPUID as
+ *   configurable; KVM_TDX_GET_CPUID returns the vCPU's CPUID.
+ *   KVM_TDX_INIT_MEM_REGION has the rules of the SNP launch update above
+ *   (source_addr for uaddr) and logs whether it extends the measurement;
+ *   KVM_TDX_FINALIZE_VM logs the shared pages as LAUNCH_FINISH does.
  *
  * Every other ioctl reaches the kernel.
  *
@@ -390,10 +397,16 @@ static int vcpu_exit(int fd, int ret)
 /* SEV-SNP */
 
 static int sev_fd = -1;
+static int kvm_fd = -1;
 
 static bool model_snp(void)
 {
     return listed("GMEM_KVM_MODEL_SNP", 1);
+}
+
+static bool model_tdx(void)
+{
+    return listed("GMEM_KVM_MODEL_TDX", 1);
 }
 
 static void model_printf(const char *fmt, ...)
@@ -475,31 +488,32 @@ static const Binding *binding_of(unsigned long long gpa)
     return NULL;
 }
 
-static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
+/* Is all of [@gpa, @gpa + @len) guest_memfd memory, and private? */
+static bool all_private(unsigned long long gpa, unsigned long long len)
 {
-    unsigned long long gpa = u->gfn_start * MODEL_PAGE;
-    unsigned long long sum = 0xcbf29ce484222325ULL;
-    const char *source = u->uaddr ? "copy" : "in-place";
-
-    if (!u->len || u->len & (MODEL_PAGE - 1) ||
-        u->type < KVM_SEV_SNP_PAGE_TYPE_NORMAL ||
-        u->type > KVM_SEV_SNP_PAGE_TYPE_CPUID) {
-        return -EINVAL;
-    }
-    /* Checked whole first: the range must be guest_memfd, and private */
-    for (unsigned long long off = 0; off < u->len; off += MODEL_PAGE) {
+    for (unsigned long long off = 0; off < len; off += MODEL_PAGE) {
         const Binding *b = binding_of(gpa + off);
         File *file = b ? file_of(b->fd, false, false) : NULL;
 
         if (!file ||
             !file->private[(b->start + gpa + off - b->gpa) / MODEL_PAGE]) {
-            model_printf("snp-update gpa=0x%llx len=0x%llx type=%u "
-                         "ret=%d\n", gpa, (unsigned long long)u->len,
-                         u->type, -EINVAL);
-            return -EINVAL;
+            return false;
         }
     }
-    for (unsigned long long off = 0; off < u->len; off += MODEL_PAGE) {
+    return true;
+}
+
+/*
+ * Populate private pages as a launch update does: zero them, or copy
+ * them from @source, or (NULL) take them as they are; returns the
+ * checksum of what is measured, unless @measure is false.
+ */
+static int populate(unsigned long long gpa, unsigned long long len,
+                    const void *source, bool zero, bool measure,
+                    unsigned long long *sum)
+{
+    *sum = 0xcbf29ce484222325ULL;
+    for (unsigned long long off = 0; off < len; off += MODEL_PAGE) {
         const Binding *b = binding_of(gpa + off);
         unsigned long long foff = b->start + gpa + off - b->gpa;
         unsigned char *page = mmap(NULL, MODEL_PAGE, PROT_READ | PROT_WRITE,
@@ -508,15 +522,43 @@ static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
         if (page == MAP_FAILED) {
             return -EFAULT;
         }
-        if (u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO) {
+        if (zero) {
             memset(page, 0, MODEL_PAGE);
-        } else if (u->uaddr && u->type != KVM_SEV_SNP_PAGE_TYPE_SECRETS) {
-            memcpy(page, (void *)(uintptr_t)(u->uaddr + off), MODEL_PAGE);
+        } else if (source) {
+            memcpy(page, (const char *)source + off, MODEL_PAGE);
         }
-        if (u->type != KVM_SEV_SNP_PAGE_TYPE_SECRETS) {
-            sum = fnv(sum, page, MODEL_PAGE);
+        if (measure) {
+            *sum = fnv(*sum, page, MODEL_PAGE);
         }
         munmap(page, MODEL_PAGE);
+    }
+    return 0;
+}
+
+static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
+{
+    unsigned long long gpa = u->gfn_start * MODEL_PAGE;
+    unsigned long long sum;
+    const char *source = u->uaddr ? "copy" : "in-place";
+    bool secrets = u->type == KVM_SEV_SNP_PAGE_TYPE_SECRETS;
+    int ret;
+
+    if (!u->len || u->len & (MODEL_PAGE - 1) ||
+        u->type < KVM_SEV_SNP_PAGE_TYPE_NORMAL ||
+        u->type > KVM_SEV_SNP_PAGE_TYPE_CPUID) {
+        return -EINVAL;
+    }
+    /* Checked whole first: the range must be guest_memfd, and private */
+    if (!all_private(gpa, u->len)) {
+        model_printf("snp-update gpa=0x%llx len=0x%llx type=%u ret=%d\n",
+                     gpa, (unsigned long long)u->len, u->type, -EINVAL);
+        return -EINVAL;
+    }
+    ret = populate(gpa, u->len,
+                   secrets ? NULL : (void *)(uintptr_t)u->uaddr,
+                   u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO, !secrets, &sum);
+    if (ret) {
+        return ret;
     }
     model_printf("snp-update gpa=0x%llx len=0x%llx type=%u source=%s "
                  "sum=0x%016llx\n", gpa, (unsigned long long)u->len,
@@ -528,6 +570,88 @@ static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
     }
     u->len = 0;
     return 0;
+}
+
+/* How many pages of the guest's memory are shared and private */
+static void count_bound(unsigned long long *shared, unsigned long long *private)
+{
+    *shared = *private = 0;
+    for (int i = 0; i < nr_bindings; i++) {
+        const Binding *b = &bindings[i];
+        File *file = file_of(b->fd, false, false);
+
+        for (unsigned long long off = b->start;
+             file && !(b->slot >> 16) && off < b->end; off += MODEL_PAGE) {
+            if (file->private[off / MODEL_PAGE]) {
+                (*private)++;
+            } else {
+                (*shared)++;
+            }
+        }
+    }
+}
+
+static int tdx_op(int fd, struct kvm_tdx_cmd *cmd)
+{
+    unsigned long long shared, private, sum;
+
+    switch (cmd->id) {
+    case KVM_TDX_CAPABILITIES: {
+        struct kvm_tdx_capabilities *caps = (void *)(uintptr_t)cmd->data;
+        int ret;
+
+        caps->supported_attrs = ~0ULL;
+        caps->supported_xfam = ~0ULL;
+        ret = real_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &caps->cpuid);
+        return ret < 0 ? -errno : 0;
+    }
+    case KVM_TDX_INIT_VM:
+        model_printf("tdx-init-vm\n");
+        return 0;
+    case KVM_TDX_INIT_VCPU:
+        model_printf("tdx-init-vcpu hob=0x%llx\n",
+                     (unsigned long long)cmd->data);
+        return 0;
+    case KVM_TDX_GET_CPUID: {
+        int ret = real_ioctl(fd, KVM_GET_CPUID2, (void *)(uintptr_t)cmd->data);
+
+        return ret < 0 ? -errno : 0;
+    }
+    case KVM_TDX_INIT_MEM_REGION: {
+        struct kvm_tdx_init_mem_region *r = (void *)(uintptr_t)cmd->data;
+        unsigned long long len = r->nr_pages * MODEL_PAGE;
+        bool measure = cmd->flags & KVM_TDX_MEASURE_MEMORY_REGION;
+        int ret;
+
+        if (!r->nr_pages || r->gpa & (MODEL_PAGE - 1) ||
+            !all_private(r->gpa, len)) {
+            model_printf("tdx-add gpa=0x%llx len=0x%llx ret=%d\n",
+                         (unsigned long long)r->gpa, len, -EINVAL);
+            return -EINVAL;
+        }
+        ret = populate(r->gpa, len, (void *)(uintptr_t)r->source_addr,
+                       false, true, &sum);
+        if (ret) {
+            return ret;
+        }
+        model_printf("tdx-add gpa=0x%llx len=0x%llx source=%s measure=%d "
+                     "sum=0x%016llx\n", (unsigned long long)r->gpa, len,
+                     r->source_addr ? "copy" : "in-place", measure, sum);
+        r->gpa += len;
+        if (r->source_addr) {
+            r->source_addr += len;
+        }
+        r->nr_pages = 0;
+        return 0;
+    }
+    case KVM_TDX_FINALIZE_VM:
+        count_bound(&shared, &private);
+        model_printf("tdx-finalize files=%d shared=%llu private=%llu\n",
+                     nr_files, shared, private);
+        return 0;
+    default:
+        return -EINVAL;
+    }
 }
 
 static int sev_vm_op(struct kvm_sev_cmd *cmd)
@@ -544,21 +668,7 @@ static int sev_vm_op(struct kvm_sev_cmd *cmd)
     case KVM_SEV_SNP_LAUNCH_UPDATE:
         return snp_launch_update((void *)(uintptr_t)cmd->data);
     case KVM_SEV_SNP_LAUNCH_FINISH:
-        /* The guest's memory: what the memory slots bind */
-        for (int i = 0; i < nr_bindings; i++) {
-            const Binding *b = &bindings[i];
-            File *file = file_of(b->fd, false, false);
-
-            for (unsigned long long off = b->start;
-                 file && !(b->slot >> 16) && off < b->end;
-                 off += MODEL_PAGE) {
-                if (file->private[off / MODEL_PAGE]) {
-                    private++;
-                } else {
-                    shared++;
-                }
-            }
-        }
+        count_bound(&shared, &private);
         model_printf("snp-finish files=%d shared=%llu private=%llu\n",
                      nr_files, shared, private);
         return 0;
@@ -578,6 +688,29 @@ int ioctl(int fd, unsigned long request, ...)
 
     if (!real_ioctl) {
         real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+    }
+    if (model_tdx()) {
+        int err = 1;
+
+        if (request == KVM_MEMORY_ENCRYPT_OP) {
+            err = tdx_op(fd, arg);
+        } else if (request == KVM_CREATE_VM &&
+                   (unsigned long)arg == KVM_X86_TDX_VM) {
+            kvm_fd = fd;
+            return real_ioctl(fd, request, (void *)0UL);
+        } else if (request == KVM_CHECK_EXTENSION &&
+                   (long)arg == KVM_CAP_VM_TYPES) {
+            int ret = real_ioctl(fd, request, arg);
+
+            return (ret > 0 ? ret : 1) | 1 << KVM_X86_TDX_VM;
+        }
+        if (err <= 0) {
+            if (err) {
+                errno = -err;
+                return -1;
+            }
+            return 0;
+        }
     }
     if (model_snp()) {
         int err = 1;

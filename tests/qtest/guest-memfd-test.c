@@ -907,12 +907,10 @@ static uint8_t *put_entry(uint8_t *end, const char *guid, uint32_t value)
     return end - 22;
 }
 
-static uint8_t *snp_firmware(void)
+/* An image with a reset vector that halts, and room for metadata */
+static uint8_t *fw_image(void)
 {
     uint8_t *fw = g_malloc(SNP_FW_SIZE);
-    uint8_t *md = fw + SNP_FW_SIZE - 0x1000;
-    uint8_t *end = fw + SNP_FW_SIZE - 32;
-    uint8_t *p;
 
     for (int i = 0; i < SNP_FW_SIZE; i++) {
         fw[i] = i * 7 + 3;
@@ -920,6 +918,15 @@ static uint8_t *snp_firmware(void)
     /* the reset vector: hlt; jmp $-1 */
     memset(fw + SNP_FW_SIZE - 16, 0, 16);
     memcpy(fw + SNP_FW_SIZE - 16, "\xf4\xeb\xfd", 3);
+    return fw;
+}
+
+static uint8_t *snp_firmware(void)
+{
+    uint8_t *fw = fw_image();
+    uint8_t *md = fw + SNP_FW_SIZE - 0x1000;
+    uint8_t *end = fw + SNP_FW_SIZE - 32;
+    uint8_t *p;
 
     /* the SEV metadata, 4 KiB before the end */
     memcpy(md, "ASEV", 4);
@@ -938,6 +945,54 @@ static uint8_t *snp_firmware(void)
     p = put_entry(end - 18, "00f771de-1a7e-4fcb-890e-68c77e2fb44e",
                   0xffff0000);
     put_entry(p, "dc886566-984a-4798-a75e-5585a7bf67cc", 0x1000);
+    return fw;
+}
+
+/*
+ * A minimal TDVF image: the firmware volume is the whole image, mapped
+ * below 4 GiB where it is measured; hand-off blocks and temporary memory
+ * are in RAM.
+ */
+#define TDX_HOB_GPA 0x809000
+#define TDX_TEMP_GPA 0x800000
+
+static uint8_t *tdx_firmware(bool bfv_moved)
+{
+    struct {
+        uint32_t data_offset, data_size;
+        uint64_t gpa, size;
+        uint32_t type, attributes;
+    } sections[] = {
+        { 0, SNP_FW_SIZE, SNP_FW_GPA, SNP_FW_SIZE, 0, 1 },  /* BFV, MR_EXTEND */
+        { 0, 0, TDX_HOB_GPA, 0x2000, 2, 0 },                /* TD_HOB */
+        { 0, 0, TDX_TEMP_GPA, 0x9000, 3, 0 },               /* TEMP_MEM */
+    };
+    uint8_t *fw = fw_image();
+    uint8_t *md = fw + SNP_FW_SIZE - 0x1000;
+    uint8_t *end = fw + SNP_FW_SIZE - 32;
+
+    stl_le_p(md, 0x46564454);   /* "TDVF" */
+    if (bfv_moved) {
+        /* The volume's data in the image is not where it is measured */
+        sections[0].data_offset = 0x1000;
+        sections[0].data_size = sections[0].size = SNP_FW_SIZE - 0x2000;
+    }
+    stl_le_p(md + 4, 16 + 32 * ARRAY_SIZE(sections));
+    stl_le_p(md + 8, 1);
+    stl_le_p(md + 12, ARRAY_SIZE(sections));
+    for (int i = 0; i < ARRAY_SIZE(sections); i++) {
+        uint8_t *e = md + 16 + 32 * i;
+
+        stl_le_p(e, sections[i].data_offset);
+        stl_le_p(e + 4, sections[i].data_size);
+        stq_le_p(e + 8, sections[i].gpa);
+        stq_le_p(e + 16, sections[i].size);
+        stl_le_p(e + 24, sections[i].type);
+        stl_le_p(e + 28, sections[i].attributes);
+    }
+    put_guid(end - 16, "96b582de-1fb2-45f7-baea-a366c55a082d");
+    stw_le_p(end - 18, 22 + 18);
+    put_entry(end - 18, "e47a6535-984a-4798-865e-4685a7bf8ec2", 0x1000);
     return fw;
 }
 
@@ -992,17 +1047,17 @@ static unsigned host_cbitpos(void)
 }
 
 /* Kernel generations that convert in place, for an SEV-SNP launch */
-typedef struct SnpKernel {
+typedef struct InPlaceKernel {
     const char *set_caps;
     const char *flags;          /* GMEM_KVM_MODEL_FLAGS */
     unsigned preserve_flags;    /* what a conversion preserving contents uses */
-} SnpKernel;
+} InPlaceKernel;
 
-static const SnpKernel snp_v8 = { "250=8", "0", 0 };
+static const InPlaceKernel in_place_v8 = { "250=8", "0", 0 };
 /* v4/v5: ZERO and PRESERVE flags */
-static const SnpKernel snp_v5 = { "250=8,251=3", "3", 2 };
+static const InPlaceKernel in_place_v5 = { "250=8,251=3", "3", 2 };
 
-static QTestState *snp_start(const char *dir, const SnpKernel *k,
+static QTestState *snp_start(const char *dir, const InPlaceKernel *k,
                              const char *backend, const char *log)
 {
     g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
@@ -1042,6 +1097,7 @@ static char *snp_kernel_calls(const char *log_path)
     lines = g_strsplit(log, "\n", -1);
     for (int i = 0; lines[i]; i++) {
         if (g_str_has_prefix(lines[i], "snp-") ||
+            g_str_has_prefix(lines[i], "tdx-") ||
             g_str_has_prefix(lines[i], "attributes ")) {
             g_string_append_printf(s, "%s\n", lines[i]);
         }
@@ -1072,7 +1128,7 @@ static QDict *gmem_backend(QTestState *qts, const char *name)
 
 static void test_snp_launch_in_place(const void *data)
 {
-    const SnpKernel *k = data;
+    const InPlaceKernel *k = data;
     g_autofree char *dir = NULL;
     g_autofree char *log = NULL;
     g_autofree char *calls = NULL;
@@ -1163,6 +1219,105 @@ static void test_snp_launch_in_place(const void *data)
     qtest_quit(qts);
     unlink(log);
     fw_path = g_build_filename(dir, "fw.bin", NULL);
+    unlink(fw_path);
+    rmdir(dir);
+}
+
+/*
+ * A TD launched in place, end to end, on the KVM model's TDX (this host
+ * has none): the TDVF firmware volume is added from the guest_memfd it was
+ * loaded into and stays there, the hand-off blocks are built in guest RAM
+ * and added from there, TEMP_MEM is zeroed in RAM, then all RAM becomes
+ * private before FINALIZE_VM.
+ */
+static void test_tdx_launch_in_place(const void *data)
+{
+    const InPlaceKernel *k = data;
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *log = g_build_filename(dir, "model", NULL);
+    g_autofree char *fw_path = g_build_filename(dir, "fw.bin", NULL);
+    g_autofree uint8_t *fw = tdx_firmware(false);
+    g_autofree uint8_t *zeros = g_malloc0(0x9000);
+    g_autofree uint8_t *mem = g_malloc(SNP_FW_SIZE);
+    g_autofree char *calls = NULL;
+    g_autofree char *want = NULL;
+    uint8_t hob[0x2000];
+    QTestState *qts;
+    QDict *b, *rsp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    g_assert(g_file_set_contents(fw_path, (char *)fw, SNP_FW_SIZE, NULL));
+    g_setenv("LD_PRELOAD", preload, true);
+    g_setenv("GMEM_KVM_MODEL_TDX", "1", true);
+    g_setenv("GMEM_KVM_MODEL_SET_CAPS", k->set_caps, true);
+    g_setenv("GMEM_KVM_MODEL_FLAGS", k->flags, true);
+    g_setenv("GMEM_KVM_MODEL_LOG", log, true);
+    /* TDX finalizes the launch when the machine is created */
+    qts = qtest_initf("-accel kvm -cpu host -nodefaults -display none "
+                      "-m %dM -object memory-backend-guest-memfd,id=m0,"
+                      "size=%dM -object tdx-guest,id=tdx0,"
+                      "convert-in-place=on -machine q35,"
+                      "confidential-guest-support=tdx0,memory-backend=m0,"
+                      "kernel-irqchip=split -bios %s",
+                      RAM_MB, RAM_MB, fw_path);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_TDX");
+    g_unsetenv("GMEM_KVM_MODEL_SET_CAPS");
+    g_unsetenv("GMEM_KVM_MODEL_FLAGS");
+    g_unsetenv("GMEM_KVM_MODEL_LOG");
+
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+
+    /* The hand-off blocks start with the PHIT (EFI_HOB_TYPE_HANDOFF) */
+    qtest_memread(qts, TDX_HOB_GPA, hob, sizeof(hob));
+    g_assert_cmpint(lduw_le_p(hob), ==, 1);
+    /* The firmware's memory still holds the firmware: nothing discarded */
+    qtest_memread(qts, SNP_FW_GPA, mem, SNP_FW_SIZE);
+    g_assert(!memcmp(mem, fw, SNP_FW_SIZE));
+
+    want = g_strdup_printf(
+        "tdx-init-vm\n"
+        "tdx-init-vcpu hob=0x%x\n"
+        "attributes offset=0x0 size=0x10000 attributes=0x8 flags=0x%x ret=0 "
+        "error_offset=0x0\n"
+        "tdx-add gpa=0xffff0000 len=0x10000 source=in-place measure=1 "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x809000 size=0x2000 attributes=0x8 flags=0x%x "
+        "ret=0 error_offset=0x0\n"
+        "tdx-add gpa=0x809000 len=0x2000 source=in-place measure=0 "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x800000 size=0x9000 attributes=0x8 flags=0x%x "
+        "ret=0 error_offset=0x0\n"
+        "tdx-add gpa=0x800000 len=0x9000 source=in-place measure=0 "
+        "sum=0x%016" PRIx64 "\n"
+        "attributes offset=0x0 size=0x800000 attributes=0x8 flags=0x0 ret=0 "
+        "error_offset=0x0\n"
+        "attributes offset=0x80b000 size=0x%x attributes=0x8 flags=0x0 "
+        "ret=0 error_offset=0x0\n"
+        "tdx-finalize files=2 shared=0 private=%d\n",
+        TDX_HOB_GPA, k->preserve_flags, fnv(FNV_INIT, fw, SNP_FW_SIZE),
+        k->preserve_flags, fnv(FNV_INIT, hob, sizeof(hob)),
+        k->preserve_flags, fnv(FNV_INIT, zeros, 0x9000),
+        RAM_MB * 0x100000 - 0x80b000,
+        (RAM_MB * 0x100000 + SNP_FW_SIZE) / 0x1000);
+    calls = snp_kernel_calls(log);
+    g_assert_cmpstr(calls, ==, want);
+
+    b = gmem_backend(qts, "pc.bios");
+    g_assert_cmpint(qdict_get_int(b, "private"), ==, SNP_FW_SIZE);
+    qobject_unref(b);
+    b = gmem_backend(qts, "m0");
+    g_assert_cmpint(qdict_get_int(b, "shared"), ==, 0);
+    qobject_unref(b);
+
+    qtest_quit(qts);
+    unlink(log);
     unlink(fw_path);
     rmdir(dir);
 }
@@ -1316,8 +1471,8 @@ typedef struct Refusal {
     const char *args;
     const char *message;
     const char *message2;   /* or this one, on hosts that get further */
-    /* An SEV-SNP guest with convert-in-place=on, on the KVM model */
-    bool snp;
+    /* An SEV-SNP or TDX guest with convert-in-place=on, on the KVM model */
+    enum { MODEL_NONE, MODEL_SNP, MODEL_TDX, MODEL_TDX_BFV_MOVED } model;
     const char *set_caps;   /* KVM capabilities the kernel model sets */
 } Refusal;
 
@@ -1421,19 +1576,30 @@ static const Refusal refusals[] = {
       "cannot convert guest_memfd memory in place (mode shared-only): it "
       "needs per-file memory attributes "
       "(KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) and "
-      "kvm.vm_memory_attributes=0", NULL, true, "" },
+      "kvm.vm_memory_attributes=0", NULL, MODEL_SNP, "" },
     { "in-place/snp-model-memfd", true, NULL,
       "-machine memory-backend=m0 "
       "-object memory-backend-memfd,id=m0,size=32M",
       NOT_GMEM("m0", "memory-backend-memfd", "sev-snp-guest 'sev0'"),
-      NULL, true, "250=8" },
+      NULL, MODEL_SNP, "250=8" },
     /* content flags, but not PRESERVE: the firmware cannot be carried in */
     { "in-place/snp-model-no-preserve", true, NULL,
       "-machine memory-backend=m0 " BACKEND ",size=32M",
       "SEV-SNP page at 0xffff0000+0x10000: cannot convert to private "
       "preserving its contents: the host's KVM has neither the PRESERVE "
       "conversion flag nor launch updates from the page itself",
-      NULL, true, "250=8,251=1" },
+      NULL, MODEL_SNP, "250=8,251=1" },
+    { "in-place/tdx-model-no-in-place", true, NULL,
+      "-machine memory-backend=m0 " BACKEND ",size=32M",
+      "tdx-guest 'tdx0' has convert-in-place=on, but the host's KVM "
+      "cannot convert guest_memfd memory in place (mode shared-only)",
+      NULL, MODEL_TDX, "" },
+    /* a firmware volume that its image does not map where it is measured */
+    { "in-place/tdx-model-bfv-moved", true, NULL,
+      "-machine memory-backend=m0 " BACKEND ",size=32M",
+      "TDVF BFV section at 0xffff0000+0xe000: its contents are not at that "
+      "address in guest memory, so it cannot be populated in place",
+      NULL, MODEL_TDX_BFV_MOVED, "250=8" },
     { "in-place/tdx-kvm", true, NULL,
       "-accel kvm " TDX_IN_PLACE ",memory-backend=m0,kernel-irqchip=split "
       "-m 32M " BACKEND ",size=32M",
@@ -1460,21 +1626,33 @@ static void test_refusal(const void *data)
     if (r->kvm && !have_kvm()) {
         return;
     }
-    if (r->snp) {
+    if (r->model != MODEL_NONE) {
         g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
-        g_autofree uint8_t *fw = snp_firmware();
+        bool tdx = r->model != MODEL_SNP;
+        g_autofree uint8_t *fw = tdx ?
+            tdx_firmware(r->model == MODEL_TDX_BFV_MOVED) : snp_firmware();
 
         dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
         fw_path = g_build_filename(dir, "fw.bin", NULL);
         g_assert(g_file_set_contents(fw_path, (char *)fw, SNP_FW_SIZE, NULL));
-        snp = g_strdup_printf("-accel kvm -cpu host -nodefaults "
-                              "-display none -m 32M -object sev-snp-guest,"
-                              "id=sev0,cbitpos=%u,reduced-phys-bits=1,"
-                              "convert-in-place=on -machine q35,"
-                              "confidential-guest-support=sev0 -bios %s ",
-                              host_cbitpos(), fw_path);
+        if (tdx) {
+            snp = g_strdup_printf("-accel kvm -cpu host -nodefaults "
+                                  "-display none -m 32M -object tdx-guest,"
+                                  "id=tdx0,convert-in-place=on "
+                                  "-machine q35,confidential-guest-support="
+                                  "tdx0,kernel-irqchip=split -bios %s ",
+                                  fw_path);
+        } else {
+            snp = g_strdup_printf("-accel kvm -cpu host -nodefaults "
+                                  "-display none -m 32M -object "
+                                  "sev-snp-guest,id=sev0,cbitpos=%u,"
+                                  "reduced-phys-bits=1,convert-in-place=on "
+                                  "-machine q35,confidential-guest-support="
+                                  "sev0 -bios %s ", host_cbitpos(), fw_path);
+        }
         envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
-        envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SNP", "1", true);
+        envp = g_environ_setenv(envp, tdx ? "GMEM_KVM_MODEL_TDX" :
+                                "GMEM_KVM_MODEL_SNP", "1", true);
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SET_CAPS", r->set_caps,
                                 true);
     }
@@ -1528,9 +1706,13 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
     qtest_add_func("/guest-memfd/migrate-blocked", test_migrate_blocked);
     qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v8",
-                        &snp_v8, test_snp_launch_in_place);
+                        &in_place_v8, test_snp_launch_in_place);
     qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v5",
-                        &snp_v5, test_snp_launch_in_place);
+                        &in_place_v5, test_snp_launch_in_place);
+    qtest_add_data_func("/guest-memfd/convert-in-place/tdx-launch/v8",
+                        &in_place_v8, test_tdx_launch_in_place);
+    qtest_add_data_func("/guest-memfd/convert-in-place/tdx-launch/v5",
+                        &in_place_v5, test_tdx_launch_in_place);
     qtest_add_func("/guest-memfd/no-kvm-object-add", test_no_kvm_object_add);
     qtest_add_data_func("/guest-memfd/smm-alias/q35", "q35", test_smm_alias);
     qtest_add_data_func("/guest-memfd/smm-alias/pc", "pc", test_smm_alias);
