@@ -54,6 +54,17 @@ bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp)
                       object_get_canonical_path_component(OBJECT(ms->cgs)));
         return false;
     }
+    /* Without VM memory attributes, there is no second backing */
+    if (machine_require_guest_memfd(ms) && !machine_convert_in_place(ms) &&
+        kvm_gmem_table.mode == KVM_GUEST_MEMFD_MODE_IN_PLACE &&
+        !(caps->vm_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+        error_setg(errp, "%s '%s' needs convert-in-place=on: the host's KVM "
+                   "converts guest_memfd memory in place "
+                   "(kvm.vm_memory_attributes=0) and keeps no private memory "
+                   "apart", object_get_typename(OBJECT(ms->cgs)),
+                   object_get_canonical_path_component(OBJECT(ms->cgs)));
+        return false;
+    }
     return true;
 }
 

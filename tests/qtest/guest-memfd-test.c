@@ -1472,7 +1472,9 @@ typedef struct Refusal {
     const char *message;
     const char *message2;   /* or this one, on hosts that get further */
     /* An SEV-SNP or TDX guest with convert-in-place=on, on the KVM model */
-    enum { MODEL_NONE, MODEL_SNP, MODEL_TDX, MODEL_TDX_BFV_MOVED } model;
+    enum {
+        MODEL_NONE, MODEL_SNP, MODEL_SNP_OFF, MODEL_TDX, MODEL_TDX_BFV_MOVED
+    } model;
     const char *set_caps;   /* KVM capabilities the kernel model sets */
 } Refusal;
 
@@ -1589,6 +1591,13 @@ static const Refusal refusals[] = {
       "preserving its contents: the host's KVM has neither the PRESERVE "
       "conversion flag nor launch updates from the page itself",
       NULL, MODEL_SNP, "250=8,251=1" },
+    /* an in-place host has no second backing for convert-in-place=off */
+    { "in-place/snp-model-off", true, NULL,
+      "-machine memory-backend=m0 -object memory-backend-memfd,id=m0,"
+      "size=32M",
+      "sev-snp-guest 'sev0' needs convert-in-place=on: the host's KVM "
+      "converts guest_memfd memory in place (kvm.vm_memory_attributes=0) "
+      "and keeps no private memory apart", NULL, MODEL_SNP_OFF, "250=8" },
     { "in-place/tdx-model-no-in-place", true, NULL,
       "-machine memory-backend=m0 " BACKEND ",size=32M",
       "tdx-guest 'tdx0' has convert-in-place=on, but the host's KVM "
@@ -1628,7 +1637,7 @@ static void test_refusal(const void *data)
     }
     if (r->model != MODEL_NONE) {
         g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
-        bool tdx = r->model != MODEL_SNP;
+        bool tdx = r->model == MODEL_TDX || r->model == MODEL_TDX_BFV_MOVED;
         g_autofree uint8_t *fw = tdx ?
             tdx_firmware(r->model == MODEL_TDX_BFV_MOVED) : snp_firmware();
 
@@ -1646,9 +1655,11 @@ static void test_refusal(const void *data)
             snp = g_strdup_printf("-accel kvm -cpu host -nodefaults "
                                   "-display none -m 32M -object "
                                   "sev-snp-guest,id=sev0,cbitpos=%u,"
-                                  "reduced-phys-bits=1,convert-in-place=on "
+                                  "reduced-phys-bits=1,convert-in-place=%s "
                                   "-machine q35,confidential-guest-support="
-                                  "sev0 -bios %s ", host_cbitpos(), fw_path);
+                                  "sev0 -bios %s ", host_cbitpos(),
+                                  r->model == MODEL_SNP_OFF ? "off" : "on",
+                                  fw_path);
         }
         envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
         envp = g_environ_setenv(envp, tdx ? "GMEM_KVM_MODEL_TDX" :
