@@ -111,6 +111,7 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
     if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
                                         backend->size, ram_flags, fd, 0,
                                         errp)) {
+        error_prepend(errp, "memory-backend-guest-memfd '%s': ", name);
         close(fd);
         migrate_del_blocker(&m->migration_blocker);
         return false;

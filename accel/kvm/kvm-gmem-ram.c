@@ -293,6 +293,22 @@ void kvm_gmem_ram_destroy(KvmGmemRam *g)
     object_unref(OBJECT(g));
 }
 
+bool kvm_gmem_ram_is_private(KvmGmemRam *g, uint64_t offset, uint64_t len)
+{
+    const KvmGmemFile *f = &g->file;
+    uint64_t mask = (1ULL << f->page_shift) - 1;
+    uint64_t start = offset & ~mask;
+    uint64_t end;
+
+    if (!len || offset >= f->size) {
+        return false;
+    }
+    end = ROUND_UP(MIN(offset + len, f->size), mask + 1);
+    return !f->nr_shared ||
+           (f->nr_shared != f->nr_pages &&
+            !kvm_gmem_file_is(f, start, end - start, true));
+}
+
 KvmGuestMemfdPhase kvm_gmem_phase(void)
 {
     ConfidentialGuestSupport *cgs = current_machine ? current_machine->cgs :

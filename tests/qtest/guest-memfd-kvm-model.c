@@ -33,7 +33,8 @@
  *   the SNP launch commands.  KVM_SEV_SNP_LAUNCH_UPDATE fails with EINVAL
  *   unless every page is bound to a guest_memfd and private in it; it
  *   reads each page in place (NULL uaddr) or copies it from uaddr first,
- *   and logs a checksum of what it measured.  KVM_SEV_SNP_LAUNCH_FINISH
+ *   and logs a checksum of what it measured (and, with a uaddr, of what
+ *   the page held before).  KVM_SEV_SNP_LAUNCH_FINISH
  *   logs how many pages that memory slots bind to a guest_memfd, that is
  *   the guest's memory, are still shared.
  * - With GMEM_KVM_MODEL_TDX=1, likewise for TDX: KVM_X86_TDX_VM, and the
@@ -41,7 +42,8 @@
  *   every attribute and XFAM bit, and the host's supported CPUID as
  *   configurable; KVM_TDX_GET_CPUID returns the vCPU's CPUID.
  *   KVM_TDX_INIT_MEM_REGION has the rules of the SNP launch update above
- *   (source_addr for uaddr) and logs whether it extends the measurement;
+ *   (source_addr for uaddr) and logs whether it extends the measurement
+ *   and the first two bytes of the range;
  *   KVM_TDX_FINALIZE_VM logs the shared pages as LAUNCH_FINISH does.
  *
  * Every other ioctl reaches the kernel.
@@ -510,9 +512,11 @@ static bool all_private(unsigned long long gpa, unsigned long long len)
  */
 static int populate(unsigned long long gpa, unsigned long long len,
                     const void *source, bool zero, bool measure,
-                    unsigned long long *sum)
+                    unsigned long long *sum, unsigned long long *before,
+                    unsigned *head)
 {
-    *sum = 0xcbf29ce484222325ULL;
+    *sum = *before = 0xcbf29ce484222325ULL;
+    *head = 0;
     for (unsigned long long off = 0; off < len; off += MODEL_PAGE) {
         const Binding *b = binding_of(gpa + off);
         unsigned long long foff = b->start + gpa + off - b->gpa;
@@ -522,6 +526,7 @@ static int populate(unsigned long long gpa, unsigned long long len,
         if (page == MAP_FAILED) {
             return -EFAULT;
         }
+        *before = fnv(*before, page, MODEL_PAGE);
         if (zero) {
             memset(page, 0, MODEL_PAGE);
         } else if (source) {
@@ -529,6 +534,9 @@ static int populate(unsigned long long gpa, unsigned long long len,
         }
         if (measure) {
             *sum = fnv(*sum, page, MODEL_PAGE);
+        }
+        if (!off) {
+            *head = page[0] << 8 | page[1];
         }
         munmap(page, MODEL_PAGE);
     }
@@ -538,7 +546,8 @@ static int populate(unsigned long long gpa, unsigned long long len,
 static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
 {
     unsigned long long gpa = u->gfn_start * MODEL_PAGE;
-    unsigned long long sum;
+    unsigned long long sum, before;
+    unsigned head;
     const char *source = u->uaddr ? "copy" : "in-place";
     bool secrets = u->type == KVM_SEV_SNP_PAGE_TYPE_SECRETS;
     int ret;
@@ -556,13 +565,19 @@ static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
     }
     ret = populate(gpa, u->len,
                    secrets ? NULL : (void *)(uintptr_t)u->uaddr,
-                   u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO, !secrets, &sum);
+                   u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO, !secrets, &sum,
+                   &before, &head);
     if (ret) {
         return ret;
     }
+    /* With a source, also what the page held in place */
     model_printf("snp-update gpa=0x%llx len=0x%llx type=%u source=%s "
-                 "sum=0x%016llx\n", gpa, (unsigned long long)u->len,
+                 "sum=0x%016llx", gpa, (unsigned long long)u->len,
                  u->type, source, sum);
+    if (u->uaddr) {
+        model_printf(" before=0x%016llx", before);
+    }
+    model_printf("\n");
     /* As the kernel reports progress */
     u->gfn_start += u->len / MODEL_PAGE;
     if (u->uaddr) {
@@ -593,7 +608,8 @@ static void count_bound(unsigned long long *shared, unsigned long long *private)
 
 static int tdx_op(int fd, struct kvm_tdx_cmd *cmd)
 {
-    unsigned long long shared, private, sum;
+    unsigned long long shared, private, sum, before;
+    unsigned head;
 
     switch (cmd->id) {
     case KVM_TDX_CAPABILITIES: {
@@ -630,13 +646,14 @@ static int tdx_op(int fd, struct kvm_tdx_cmd *cmd)
             return -EINVAL;
         }
         ret = populate(r->gpa, len, (void *)(uintptr_t)r->source_addr,
-                       false, true, &sum);
+                       false, true, &sum, &before, &head);
         if (ret) {
             return ret;
         }
         model_printf("tdx-add gpa=0x%llx len=0x%llx source=%s measure=%d "
-                     "sum=0x%016llx\n", (unsigned long long)r->gpa, len,
-                     r->source_addr ? "copy" : "in-place", measure, sum);
+                     "head=%04x sum=0x%016llx\n", (unsigned long long)r->gpa,
+                     len, r->source_addr ? "copy" : "in-place", measure,
+                     head, sum);
         r->gpa += len;
         if (r->source_addr) {
             r->source_addr += len;

@@ -13,6 +13,8 @@
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <linux/kvm.h>
 #include <linux/kvm_para.h>
 #include "qemu/units.h"
@@ -375,6 +377,131 @@ static void test_init_private(void)
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
     check_gmem_backend(qts, "m0", 0, RAM_MB * MiB);
     qtest_quit(qts);
+}
+
+/* One gdb remote protocol exchange: send $@cmd, return the reply */
+static char *gdb_exchange(int fd, const char *cmd)
+{
+    g_autofree char *packet = NULL;
+    GString *reply = g_string_new("");
+    unsigned sum = 0;
+    bool in_packet = false;
+    char c;
+
+    for (const char *p = cmd; *p; p++) {
+        sum += (unsigned char)*p;
+    }
+    packet = g_strdup_printf("$%s#%02x", cmd, sum & 0xff);
+    g_assert_cmpint(write(fd, packet, strlen(packet)), ==, strlen(packet));
+    while (read(fd, &c, 1) == 1) {
+        if (c == '$') {
+            in_packet = true;
+        } else if (c == '#' && in_packet) {
+            break;
+        } else if (in_packet) {
+            g_string_append_c(reply, c);
+        }
+    }
+    return g_string_free(reply, false);
+}
+
+static void assert_alive(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "prelaunch");
+    qobject_unref(rsp);
+}
+
+/*
+ * Host accesses to private memory.  With init-shared=off every page of
+ * the backend is private, and this host's kernel makes QEMU's mapping of
+ * it fault (SIGBUS) on access.  Each way the host reaches guest memory
+ * fails or skips it, and QEMU answers after each: it has not faulted.
+ */
+static void test_private_host_paths(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *gdb = NULL;
+    g_autofree char *file = NULL;
+    g_autofree char *extra = NULL;
+    g_autofree char *reply = NULL;
+    g_autofree char *protocol = NULL;
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct stat st;
+    QTestState *qts;
+    QDict *rsp;
+    char *out;
+    int fd;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    gdb = g_build_filename(dir, "gdb", NULL);
+    file = g_build_filename(dir, "mem", NULL);
+    extra = g_strdup_printf("-S -gdb unix:%s,server=on,wait=off", gdb);
+    qts = start_vm("q35", ",init-shared=off", extra);
+
+    /* the monitor: physical and virtual reads, saves */
+    out = qtest_hmp(qts, "xp /4x 0x100000");
+    g_assert(strstr(out, "Cannot access memory"));
+    g_free(out);
+    assert_alive(qts);
+    out = qtest_hmp(qts, "x /4x 0x100000");
+    g_assert(strstr(out, "Cannot access memory"));
+    g_free(out);
+    assert_alive(qts);
+    out = qtest_hmp(qts, "memsave 0x100000 4096 \"%s\"", file);
+    g_assert(strstr(out, "Invalid addr"));
+    g_free(out);
+    assert_alive(qts);
+    rsp = qtest_qmp(qts, "{ 'execute': 'pmemsave', 'arguments': { "
+                    "'val': 1048576, 'size': 4096, 'filename': %s } }", file);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "guest memory at 0x100000+0x400 cannot be read by the "
+                    "host");
+    qobject_unref(rsp);
+    assert_alive(qts);
+
+    /* qtest itself: reads and writes that fail, not fault */
+    qtest_readl(qts, 0x100000);
+    qtest_writel(qts, 0x100000, 0x12345678);
+    qtest_readq(qts, 0x1000);
+    assert_alive(qts);
+
+    /* the gdbstub */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert(fd >= 0);
+    g_strlcpy(sun.sun_path, gdb, sizeof(sun.sun_path));
+    g_assert(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
+    reply = gdb_exchange(fd, "m100000,10");
+    g_assert(reply[0] == 'E');
+    close(fd);
+    assert_alive(qts);
+
+    /* a dump leaves private memory out: it holds the firmware only */
+    protocol = g_strdup_printf("file:%s", file);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'dump-guest-memory', "
+                             "'arguments': { 'paging': false, "
+                             "'protocol': %s } }", protocol);
+    g_assert(stat(file, &st) == 0);
+    g_assert_cmpint(st.st_size, <, MiB);
+    assert_alive(qts);
+
+    /* migration is refused */
+    rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': { "
+                    "'uri': 'exec:cat >/dev/null' } }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    assert_alive(qts);
+
+    check_gmem_backend(qts, "m0", 0, RAM_MB * MiB);
+    qtest_quit(qts);
+    unlink(file);
+    unlink(gdb);
+    rmdir(dir);
 }
 
 /* object-add at runtime: creation works, bad properties are refused */
@@ -1136,7 +1263,8 @@ static void test_snp_launch_in_place(const void *data)
     g_autofree char *fw_path = NULL;
     g_autofree uint8_t *fw = snp_firmware();
     g_autofree uint8_t *zeros = g_malloc0(0x9000);
-    uint8_t cpuid[0x1000];
+    char cpuid[19], before[19];
+    const char *p;
     QTestState *qts;
     QDict *b, *rsp;
 
@@ -1155,11 +1283,15 @@ static void test_snp_launch_in_place(const void *data)
     qobject_unref(rsp);
 
     /*
-     * The CPUID page was updated from QEMU's copy, which the model put in
-     * the page; what the guest has there is what was measured.
+     * The CPUID page was updated from QEMU's copy, which holds what QEMU
+     * wrote in place: the page is private now, and QEMU cannot read it.
      */
-    qtest_memread(qts, 0x80a000, cpuid, sizeof(cpuid));
-    g_assert_cmpint(ldl_le_p(cpuid), >, 0);
+    calls = snp_kernel_calls(log);
+    p = strstr(calls, "type=6 source=copy");
+    g_assert(p);
+    g_assert(sscanf(p, "type=6 source=copy sum=%18s before=%18s", cpuid,
+                    before) == 2);
+    g_assert_cmpstr(cpuid, ==, before);
 
     /*
      * Each range converted to private, then measured; the firmware from
@@ -1184,7 +1316,7 @@ static void test_snp_launch_in_place(const void *data)
         "attributes offset=0x80a000 size=0x1000 attributes=0x8 flags=0x0 "
         "ret=0 error_offset=0x0\n"
         "snp-update gpa=0x80a000 len=0x1000 type=6 source=copy "
-        "sum=0x%016" PRIx64 "\n"
+        "sum=%s before=%s\n"
         "attributes offset=0x80b000 size=0x2000 attributes=0x8 flags=0x0 "
         "ret=0 error_offset=0x0\n"
         "snp-update gpa=0x80b000 len=0x2000 type=3 source=in-place "
@@ -1200,10 +1332,9 @@ static void test_snp_launch_in_place(const void *data)
         "snp-finish files=3 shared=0 private=%d\n",
         k->preserve_flags, fnv(FNV_INIT, fw, SNP_FW_SIZE),
         fnv(FNV_INIT, zeros, 0x9000),
-        FNV_INIT, fnv(FNV_INIT, cpuid, sizeof(cpuid)),
+        FNV_INIT, cpuid, cpuid,
         fnv(FNV_INIT, zeros, 0x2000), RAM_MB * 0x100000 - 0x80d000,
         (RAM_MB * 0x100000 - 0x20000 + 0x20000 + SNP_FW_SIZE) / 0x1000);
-    calls = snp_kernel_calls(log);
     g_assert_cmpstr(calls, ==, want);
 
     /* QEMU's view: the firmware is guest_memfd, private, not discarded */
@@ -1239,10 +1370,11 @@ static void test_tdx_launch_in_place(const void *data)
     g_autofree char *fw_path = g_build_filename(dir, "fw.bin", NULL);
     g_autofree uint8_t *fw = tdx_firmware(false);
     g_autofree uint8_t *zeros = g_malloc0(0x9000);
-    g_autofree uint8_t *mem = g_malloc(SNP_FW_SIZE);
     g_autofree char *calls = NULL;
     g_autofree char *want = NULL;
-    uint8_t hob[0x2000];
+    char hob[19];
+    uint64_t rss_kb;
+    const char *p;
     QTestState *qts;
     QDict *b, *rsp;
 
@@ -1274,12 +1406,20 @@ static void test_tdx_launch_in_place(const void *data)
                     ==, "running");
     qobject_unref(rsp);
 
-    /* The hand-off blocks start with the PHIT (EFI_HOB_TYPE_HANDOFF) */
-    qtest_memread(qts, TDX_HOB_GPA, hob, sizeof(hob));
-    g_assert_cmpint(lduw_le_p(hob), ==, 1);
+    /*
+     * The hand-off blocks, built in guest RAM, start with the PHIT
+     * (EFI_HOB_TYPE_HANDOFF, 1); QEMU cannot read them, now private.
+     */
+    calls = snp_kernel_calls(log);
+    p = strstr(calls, "tdx-add gpa=0x809000 len=0x2000 source=in-place "
+               "measure=0 head=0100 sum=");
+    g_assert(p);
+    g_assert(sscanf(p + strlen("tdx-add gpa=0x809000 len=0x2000 source="
+                               "in-place measure=0 head=0100 sum="),
+                    "%18s", hob) == 1);
     /* The firmware's memory still holds the firmware: nothing discarded */
-    qtest_memread(qts, SNP_FW_GPA, mem, SNP_FW_SIZE);
-    g_assert(!memcmp(mem, fw, SNP_FW_SIZE));
+    g_assert(find_gmem_mapping(qtest_pid(qts), SNP_FW_SIZE, &rss_kb));
+    g_assert_cmpint(rss_kb, ==, SNP_FW_SIZE / 1024);
 
     want = g_strdup_printf(
         "tdx-init-vm\n"
@@ -1287,26 +1427,25 @@ static void test_tdx_launch_in_place(const void *data)
         "attributes offset=0x0 size=0x10000 attributes=0x8 flags=0x%x ret=0 "
         "error_offset=0x0\n"
         "tdx-add gpa=0xffff0000 len=0x10000 source=in-place measure=1 "
-        "sum=0x%016" PRIx64 "\n"
+        "head=030a sum=0x%016" PRIx64 "\n"
         "attributes offset=0x809000 size=0x2000 attributes=0x8 flags=0x%x "
         "ret=0 error_offset=0x0\n"
         "tdx-add gpa=0x809000 len=0x2000 source=in-place measure=0 "
-        "sum=0x%016" PRIx64 "\n"
+        "head=0100 sum=%s\n"
         "attributes offset=0x800000 size=0x9000 attributes=0x8 flags=0x%x "
         "ret=0 error_offset=0x0\n"
         "tdx-add gpa=0x800000 len=0x9000 source=in-place measure=0 "
-        "sum=0x%016" PRIx64 "\n"
+        "head=0000 sum=0x%016" PRIx64 "\n"
         "attributes offset=0x0 size=0x800000 attributes=0x8 flags=0x0 ret=0 "
         "error_offset=0x0\n"
         "attributes offset=0x80b000 size=0x%x attributes=0x8 flags=0x0 "
         "ret=0 error_offset=0x0\n"
         "tdx-finalize files=2 shared=0 private=%d\n",
         TDX_HOB_GPA, k->preserve_flags, fnv(FNV_INIT, fw, SNP_FW_SIZE),
-        k->preserve_flags, fnv(FNV_INIT, hob, sizeof(hob)),
+        k->preserve_flags, hob,
         k->preserve_flags, fnv(FNV_INIT, zeros, 0x9000),
         RAM_MB * 0x100000 - 0x80b000,
         (RAM_MB * 0x100000 + SNP_FW_SIZE) / 0x1000);
-    calls = snp_kernel_calls(log);
     g_assert_cmpstr(calls, ==, want);
 
     b = gmem_backend(qts, "pc.bios");
@@ -1537,6 +1676,76 @@ static const Refusal refusals[] = {
       "-accel kvm " MACHINE_ARGS BACKEND ",size=32M",
       "the host kernel cannot bind guest_memfd to this VM's memory "
       "(KVM_CAP_GUEST_MEMFD): Linux 6.18 or later is needed" },
+    /* absurd sizes */
+    { "size-absurd", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=1E",
+      "memory-backend-guest-memfd 'm0': unable to map backing store for "
+      "guest RAM: Cannot allocate memory" },
+    { "size-negative", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=-1",
+      "Parameter 'size' expects a size value" },
+    { "size-machine-mismatch", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 64M " BACKEND ",size=32M",
+      "Machine memory size does not match the size of the memory backend" },
+    /* other properties */
+    { "init-shared-value", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=32M,init-shared=maybe",
+      "Parameter 'init-shared' expects 'on' or 'off'" },
+    { "prealloc-threads-zero", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=32M,prealloc-threads=0",
+      "property 'prealloc-threads' of memory-backend-guest-memfd doesn't "
+      "take value '0'" },
+    { "hugetlb", false, NULL,
+      "-accel tcg " MACHINE_ARGS BACKEND ",size=32M,hugetlb=on",
+      "Invalid parameter 'hugetlb'" },
+    { "policy-without-nodes", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=32M,policy=bind",
+      "host-nodes must be set for policy bind" },
+    { "host-node-absent", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND
+      ",size=32M,policy=bind,host-nodes=63",
+      "cannot bind memory to host NUMA nodes: Invalid argument" },
+    /* machine combinations and aliasing */
+    { "backend-missing", false, NULL,
+      "-accel tcg " MACHINE_ARGS "-m 32M",
+      "Memory backend 'm0' not found" },
+    { "backend-duplicate-id", false, NULL,
+      "-accel tcg " MACHINE_ARGS "-m 32M " BACKEND ",size=32M " BACKEND
+      ",size=32M",
+      "Duplicate ID 'm0' for object" },
+    { "mem-path-and-backend", false, NULL,
+      "-accel tcg " MACHINE_ARGS "-m 32M -mem-path /dev/shm " BACKEND
+      ",size=32M",
+      "'-mem-path' can't be used together with'-machine memory-backend'" },
+    { "numa-and-machine-backend", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=32M "
+      "-numa node,memdev=m0",
+      "'-machine memory-backend' and '-numa memdev' properties are mutually "
+      "exclusive" },
+    { "numa-memdev-twice", true, NULL,
+      "-accel kvm -cpu max -nodefaults -display none -S -machine q35 "
+      "-m 64M " BACKEND ",size=32M -numa node,memdev=m0 "
+      "-numa node,memdev=m0",
+      "memory backend m0 can't be used multiple times." },
+    /* hotplug misuse */
+    { "dimm-busy-memdev", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M,slots=2,maxmem=128M " BACKEND
+      ",size=32M -device pc-dimm,memdev=m0",
+      "can't use already busy memdev: m0" },
+    { "dimm-without-slots", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=32M "
+      "-object memory-backend-guest-memfd,id=m1,size=32M "
+      "-device pc-dimm,memdev=m1",
+      "no slots where allocated, please specify the 'slots' option" },
+    /* confidential guest options */
+    { "cgs-missing", false, NULL,
+      "-accel tcg " MACHINE_ARGS "-m 32M " BACKEND ",size=32M "
+      "-machine confidential-guest-support=nope",
+      "Device 'nope' not found" },
+    { "sev-convert-in-place", false, NULL,
+      "-accel tcg -object sev-guest,id=s0,cbitpos=51,reduced-phys-bits=1,"
+      "convert-in-place=on",
+      "Invalid parameter 'convert-in-place'" },
     /* convert-in-place=on: all guest memory must be guest_memfd */
     { "in-place/snp-default-ram", false, NULL,
       "-accel tcg " SNP_IN_PLACE,
@@ -1630,6 +1839,7 @@ static void test_refusal(const void *data)
     g_autofree char *fw_path = NULL;
     g_autofree char *snp = NULL;
     g_autoptr(GError) gerr = NULL;
+    int64_t start;
     int status;
 
     if (r->kvm && !have_kvm()) {
@@ -1677,8 +1887,11 @@ static void test_refusal(const void *data)
     }
     cmd = g_strdup_printf("%s %s%s", binary, snp ?: "", r->args);
     g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    start = g_get_monotonic_time();
     g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                           &out, &err, &status, &gerr));
+    /* within seconds */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
     if (g_test_verbose()) {
         g_printerr("%s: %s", r->name, err);
     }
@@ -1707,6 +1920,8 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/query", test_query);
     qtest_add_func("/guest-memfd/policy-bind", test_policy_bind);
     qtest_add_func("/guest-memfd/init-private", test_init_private);
+    qtest_add_func("/guest-memfd/private/host-paths",
+                   test_private_host_paths);
     qtest_add_func("/guest-memfd/object-add", test_object_add);
     qtest_add_func("/guest-memfd/help", test_help);
     qtest_add_func("/guest-memfd/convert-in-place/property",
