@@ -34,7 +34,7 @@ INPUTS  := patches/series patches/overlay $(wildcard patches/*.patch) $(OVERLAY)
 
 export QEMU_SRC QEMU_TARBALL
 
-.PHONY: all setup fetch prepare configure build run check series \
+.PHONY: all setup fetch prepare configure build run check series fuzz \
 	series-build print-configure-flags bench clean distclean
 
 all: build
@@ -98,6 +98,12 @@ print-configure-flags:
 
 bench: build
 	bench/run.sh $(OBJ)
+
+# libFuzzer campaign on the conversion engine (ASan, UBSan): FUZZ_RUNS
+# executions, 10^7 by default; make check runs a one-minute smoke of it
+FUZZ_RUNS ?= 10000000
+fuzz: build
+	mk/fuzz.sh campaign $(FUZZ_RUNS)
 
 clean:
 	rm -rf $(OBJ) $(TOP)/build/.prepared $(TOP)/build/series

@@ -101,6 +101,17 @@ if [ -n "$UPSTREAM" ]; then
     echo "check: upstream suites took $(( $(date +%s) - start )) s"
 fi
 
+# A short fuzzing run of the conversion engine (make fuzz for the long one)
+log=$logs/fuzz.log
+if "$top/mk/fuzz.sh" smoke "${FUZZ_SECS:-60}" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    grep '^fuzz:' "$log" | sed 's/^/check: /'
+else
+    failed=$((failed + 1))
+    fail_names="$fail_names fuzz"
+    cat "$log"
+fi
+
 # The series is what would be posted: checkpatch must be clean.
 if "$top/mk/series.sh" >"$logs/series.log" 2>&1; then
     passed=$((passed + 1))

@@ -51,5 +51,6 @@ apt-get install -y -q --no-install-recommends \
     build-essential ninja-build pkg-config python3-venv xz-utils dpkg-dev \
     libglib2.0-dev zlib1g-dev libpixman-1-dev libslirp-dev libfdt-dev \
     lib32gcc-12-dev ipxe-qemu ccache perl git libnuma-dev \
+    clang libclang-rt-14-dev \
     meson/bookworm-backports python3-pycotap/bookworm-backports \
     seabios/bookworm-backports

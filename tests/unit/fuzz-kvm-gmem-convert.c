@@ -1,0 +1,184 @@
+/*
+ * libFuzzer harness for the guest_memfd conversion engine
+ * (accel/kvm/kvm-gmem-convert.c), through its kernel seam, against the
+ * model of the kernel in kvm-gmem-model.h
+ *
+ * Each input is a host generation, then a sequence of operations:
+ * conversions of any range (unaligned, empty, past the end, wrapping),
+ * in either direction, with any content request and launch phase, with
+ * failures injected into the kernel (ENOMEM, EINVAL, EFAULT, EIO, EAGAIN
+ * for a few tries or for good) and into listeners (toward shared, and
+ * when they are added); and listeners added and removed.  After each
+ * operation: QEMU's state equals the model's, counts equal a recount,
+ * listeners map exactly the shared memory they follow, a failed
+ * conversion leaves every page's state as it was, and a successful one
+ * changes its range only, with the contents it asked for.
+ *
+ * It is not built by meson: compile it with clang and
+ * -fsanitize=fuzzer,address,undefined together with
+ * accel/kvm/kvm-gmem-convert.c and accel/kvm/kvm-gmem-caps.c, and link
+ * libqemuutil.a and glib.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "kvm-gmem-model.h"
+
+typedef struct Input {
+    const uint8_t *p;
+    size_t left;
+} Input;
+
+static uint64_t take(Input *in, int bytes)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < bytes && in->left; i++, in->left--) {
+        v |= (uint64_t)*in->p++ << (8 * i);
+    }
+    return v;
+}
+
+/* A range of the file, often a sensible one, sometimes not */
+static void take_range(Input *in, uint64_t *offset, uint64_t *size)
+{
+    uint8_t kind = take(in, 1);
+
+    *offset = (take(in, 2) % (NR_PAGES + 4)) * PAGE;
+    *size = (take(in, 2) % (NR_PAGES / 4 + 1)) * PAGE;
+    switch (kind % 8) {
+    case 0:
+        *offset += take(in, 2) % PAGE;      /* unaligned start */
+        break;
+    case 1:
+        *size += take(in, 2) % PAGE;        /* unaligned size */
+        break;
+    case 2:
+        *size = -*offset - PAGE * (kind >> 3);  /* wraps around */
+        break;
+    case 3:
+        *size = take(in, 8);                /* anything */
+        break;
+    default:
+        break;
+    }
+}
+
+static void do_convert(Input *in, Fixture *x, TestListener **ls, int nr_ls)
+{
+    static const int errnos[] = { 0, ENOMEM, EINVAL, EFAULT, EIO };
+    bool before[NR_PAGES];
+    uint32_t content[NR_PAGES];
+    uint64_t offset, size;
+    uint8_t how = take(in, 1), inject = take(in, 1);
+    bool to_private = how & 1;
+    KvmGuestMemfdPhase phase = (how >> 1) & 1;
+    KvmGuestMemfdContent req = ((how >> 2) & 3) % KVM_GUEST_MEMFD_CONTENT__MAX;
+    Error *err = NULL;
+    int ret;
+
+    take_range(in, &offset, &size);
+    x->m.fail_next = errnos[(inject & 7) % ARRAY_SIZE(errnos)];
+    x->m.busy_page = (inject >> 3) & 1 ? offset / PAGE : -1;
+    x->m.busy_tries = (inject >> 4) & 0xf;   /* 15: beyond the retries */
+    /*
+     * A listener that fails to take memory back after a failed conversion
+     * to private goes without it, by design: listener failures are
+     * injected where the engine undoes them, toward shared.
+     */
+    for (int i = 0; i < nr_ls; i++) {
+        ls[i]->fail_in = !to_private && (inject >> 7) & 1 ? 1 + i : 0;
+    }
+    memcpy(before, x->m.private, sizeof(before));
+    memcpy(content, x->m.content, sizeof(content));
+
+    ret = kvm_gmem_convert(&x->f, offset, size, to_private, phase, req, &err);
+
+    g_assert((ret == 0) == (err == NULL));
+    error_free(err);
+    for (uint64_t i = 0; i < NR_PAGES; i++) {
+        bool requested = i >= offset / PAGE && i < (offset + size) / PAGE;
+        bool in_range = !ret && requested;
+
+        if (!in_range) {
+            /* a failure changes nothing, a success nothing outside */
+            g_assert_cmpint(x->m.private[i], ==, before[i]);
+            /*
+             * ...but the contents of private memory that the kernel made
+             * shared before a listener failed and the engine converted it
+             * back: the conversion back to private leaves them unspecified
+             * (see kvm_gmem_convert()).
+             */
+            if (!(requested && !to_private && before[i])) {
+                g_assert_cmpint(x->m.content[i], ==, content[i]);
+            }
+            continue;
+        }
+        g_assert_cmpint(x->m.private[i], ==, to_private);
+        if (before[i] == to_private) {
+            /* already there: untouched */
+            g_assert_cmpint(x->m.content[i], ==, content[i]);
+        } else if (req == KVM_GUEST_MEMFD_CONTENT_ZERO) {
+            g_assert_cmpint(x->m.content[i], ==, 0);
+        } else if (req == KVM_GUEST_MEMFD_CONTENT_PRESERVE &&
+                   x->table.means[phase][!to_private][req] ==
+                   KVM_GUEST_MEMFD_MEANS_KERNEL_FLAG) {
+            g_assert_cmpint(x->m.content[i], ==, content[i]);
+        }
+    }
+    x->m.fail_next = 0;
+    x->m.busy_tries = 0;
+    for (int i = 0; i < nr_ls; i++) {
+        ls[i]->fail_in = 0;
+    }
+    check_state(x, ls, nr_ls);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const KvmGmemCaps *const hosts[] = {
+        &caps_v8, &caps_v5, &caps_v5_snp,
+    };
+    Input in = { data, size };
+    TestListener listeners[2];
+    TestListener *ls[2];
+    int nr_ls = 0;
+    Fixture x;
+
+    fixture_init(&x, hosts[take(&in, 1) % ARRAY_SIZE(hosts)]);
+    g_string_free(x.m.log, true);
+    x.m.log = NULL;
+    for (int ops = 0; in.left && ops < 32; ops++) {
+        uint8_t op = take(&in, 1);
+
+        if (op % 8 < 6) {
+            do_convert(&in, &x, ls, nr_ls);
+        } else if (op % 8 == 6 && nr_ls < 2) {
+            uint64_t first = take(&in, 2) % NR_PAGES;
+            uint64_t n = 1 + take(&in, 2) % (NR_PAGES - first);
+            TestListener *t = &listeners[nr_ls];
+
+            listener_init(t, &x.m, 'A' + nr_ls, first * PAGE, n * PAGE);
+            t->fail_in = op >> 7;
+            if (kvm_gmem_listener_add(&x.f, &t->l) == 0) {
+                t->fail_in = 0;
+                ls[nr_ls++] = t;
+            } else {
+                /* refused: it maps nothing */
+                for (int i = 0; i < NR_PAGES; i++) {
+                    g_assert_false(t->mapped[i]);
+                }
+            }
+            check_state(&x, ls, nr_ls);
+        } else if (op % 8 == 7 && nr_ls) {
+            kvm_gmem_listener_del(&x.f, &ls[--nr_ls]->l);
+            for (int i = 0; i < NR_PAGES; i++) {
+                g_assert_false(ls[nr_ls]->mapped[i]);
+            }
+            check_state(&x, ls, nr_ls);
+        }
+    }
+    fixture_destroy_listeners(&x, ls, nr_ls);
+    return 0;
+}

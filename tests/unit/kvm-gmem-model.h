@@ -1,0 +1,286 @@
+/*
+ * A model of the kernel's in-place guest_memfd conversion, its listeners
+ * and their invariants, for the unit test and the fuzzer of the
+ * conversion engine
+ *
+ * No released kernel converts guest_memfd memory in place yet, so the
+ * kernel here is a model of its documented behaviour (the in-place
+ * conversion series): KVM_SET_MEMORY_ATTRIBUTES2 converts a page-aligned
+ * range of the file atomically or not at all; EINVAL for a misaligned
+ * range, unknown bits or both content flags; EOPNOTSUPP for a content
+ * flag it does not support; EAGAIN, with error_offset, while a page is
+ * still referenced.  Converting without a content flag leaves the
+ * contents unspecified, which the model makes garbage.  The listeners
+ * check, on every call, that they never map private memory.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef TESTS_UNIT_KVM_GMEM_MODEL_H
+#define TESTS_UNIT_KVM_GMEM_MODEL_H
+
+#include <linux/kvm.h>
+#include "qemu/bitmap.h"
+#include "qapi/error.h"
+#include "system/kvm-gmem-convert.h"
+
+#define SHIFT 12
+#define PAGE (1ULL << SHIFT)
+#define NR_PAGES 1024
+#define FILE_SIZE (NR_PAGES * PAGE)
+#define ZERO KVM_SET_MEMORY_ATTRIBUTES2_ZERO
+#define PRESERVE KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE
+#define RUNTIME KVM_GUEST_MEMFD_PHASE_RUNTIME
+#define PRE_LAUNCH KVM_GUEST_MEMFD_PHASE_PRE_LAUNCH
+#define UNSPEC KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED
+#define C_ZERO KVM_GUEST_MEMFD_CONTENT_ZERO
+#define C_PRESERVE KVM_GUEST_MEMFD_CONTENT_PRESERVE
+
+typedef struct Model {
+    bool private[NR_PAGES];
+    uint32_t content[NR_PAGES];
+    uint64_t flags_supported;
+    int64_t busy_page;          /* EAGAIN while in range, busy_tries times */
+    int busy_tries;
+    int fail_next;              /* errno of the next call */
+    int punch_fail;
+    unsigned calls, punches, backoffs;
+    uint32_t garbage;
+    GString *log;
+} Model;
+
+/* Log a kernel or listener call, unless the log is off (NULL) */
+static inline void G_GNUC_PRINTF(2, 3) model_log(Model *m, const char *fmt,
+                                 ...)
+{
+    va_list ap;
+
+    if (m->log) {
+        va_start(ap, fmt);
+        g_string_append_vprintf(m->log, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static inline int model_set_attributes(void *opaque, int fd,
+                                       uint64_t offset, uint64_t size,
+                                       uint64_t attrs, uint64_t flags,
+                                       uint64_t *error_offset)
+{
+    Model *m = opaque;
+    bool to_private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
+
+    m->calls++;
+    model_log(m, "K%c %" PRIx64 "+%" PRIx64 ";",
+              to_private ? 'P' : 'S', offset, size);
+    if ((offset | size) & (PAGE - 1) || !size || offset >= FILE_SIZE ||
+        size > FILE_SIZE - offset) {
+        return -EINVAL;
+    }
+    if (attrs & ~KVM_MEMORY_ATTRIBUTE_PRIVATE || flags & ~(ZERO | PRESERVE) ||
+        (flags & ZERO && flags & PRESERVE)) {
+        return -EINVAL;
+    }
+    if (flags & ~m->flags_supported) {
+        return -EOPNOTSUPP;
+    }
+    if (m->fail_next) {
+        int err = m->fail_next;
+
+        m->fail_next = 0;
+        return -err;
+    }
+    if (m->busy_tries && m->busy_page >= offset / PAGE &&
+        m->busy_page < (offset + size) / PAGE) {
+        m->busy_tries--;
+        *error_offset = m->busy_page * PAGE;
+        return -EAGAIN;
+    }
+    /* the point of no return: all of it converts */
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        if (m->private[i] != to_private) {
+            if (flags & ZERO) {
+                m->content[i] = 0;
+            } else if (!(flags & PRESERVE)) {
+                m->content[i] = ++m->garbage | 0x80000000;
+            }
+            m->private[i] = to_private;
+        }
+    }
+    return 0;
+}
+
+static inline int model_punch_hole(void *opaque, int fd, uint64_t offset,
+                                   uint64_t size)
+{
+    Model *m = opaque;
+
+    m->punches++;
+    model_log(m, "H %" PRIx64 "+%" PRIx64 ";", offset,
+              size);
+    if (m->punch_fail) {
+        return -m->punch_fail;
+    }
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        g_assert_false(m->private[i]);
+        m->content[i] = 0;
+    }
+    return 0;
+}
+
+static inline void model_backoff(void *opaque, unsigned attempt)
+{
+    Model *m = opaque;
+
+    m->backoffs++;
+}
+
+static const KvmGmemOps model_ops = {
+    .set_attributes = model_set_attributes,
+    .punch_hole = model_punch_hole,
+    .backoff = model_backoff,
+};
+
+typedef struct TestListener {
+    KvmGmemListener l;
+    Model *m;
+    char name;
+    bool mapped[NR_PAGES];
+    int fail_in;                /* fail the populate call after this many */
+    unsigned populates;
+} TestListener;
+
+static inline int listener_populate(KvmGmemListener *l, uint64_t offset,
+                                    uint64_t size)
+{
+    TestListener *t = container_of(l, TestListener, l);
+
+    model_log(t->m, "P%c %" PRIx64 "+%" PRIx64 ";",
+              t->name, offset, size);
+    t->populates++;
+    if (t->fail_in && !--t->fail_in) {
+        return -ENOMEM;
+    }
+    g_assert(offset >= l->offset && offset + size <= l->offset + l->size);
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        /* the kernel has made it shared already, and it is not mapped */
+        g_assert_false(t->m->private[i]);
+        g_assert_false(t->mapped[i]);
+        t->mapped[i] = true;
+    }
+    return 0;
+}
+
+static inline void listener_discard(KvmGmemListener *l, uint64_t offset,
+                                    uint64_t size)
+{
+    TestListener *t = container_of(l, TestListener, l);
+
+    model_log(t->m, "D%c %" PRIx64 "+%" PRIx64 ";",
+              t->name, offset, size);
+    for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
+        /* the kernel has not made it private yet, and it is mapped */
+        g_assert_false(t->m->private[i]);
+        g_assert_true(t->mapped[i]);
+        t->mapped[i] = false;
+    }
+}
+
+static inline void listener_init(TestListener *t, Model *m, char name,
+                                 uint64_t offset, uint64_t size)
+{
+    *t = (TestListener) {
+        .l = { .offset = offset, .size = size,
+               .populate = listener_populate,
+               .discard = listener_discard },
+        .m = m,
+        .name = name,
+    };
+}
+
+/* Make @t a listener of @f's [@offset, @offset + @size), and add it */
+static inline void listener_add(KvmGmemFile *f, TestListener *t, Model *m,
+                                char name, uint64_t offset, uint64_t size)
+{
+    listener_init(t, m, name, offset, size);
+    g_assert_cmpint(kvm_gmem_listener_add(f, &t->l), ==, 0);
+}
+
+typedef struct Fixture {
+    Model m;
+    KvmGmemTable table;
+    KvmGmemFile f;
+} Fixture;
+
+static inline void fixture_init(Fixture *x, const KvmGmemCaps *caps)
+{
+    memset(x, 0, sizeof(*x));
+    x->m.log = g_string_new("");
+    x->m.busy_page = -1;
+    x->m.flags_supported = caps->attr2_flags | caps->pre_launch_flags |
+                           caps->post_launch_flags;
+    kvm_gmem_caps_table(caps, &x->table);
+    kvm_gmem_file_init(&x->f, 42, FILE_SIZE, SHIFT, true, &model_ops, &x->m,
+                       &x->table);
+}
+
+static inline void fixture_destroy(Fixture *x)
+{
+    kvm_gmem_file_destroy(&x->f);
+    if (x->m.log) {
+        g_string_free(x->m.log, true);
+    }
+}
+
+/* Remove the listeners @ls, then destroy @x */
+static inline void fixture_destroy_listeners(Fixture *x, TestListener **ls,
+                                             int n)
+{
+    for (int i = 0; i < n; i++) {
+        kvm_gmem_listener_del(&x->f, &ls[i]->l);
+    }
+    fixture_destroy(x);
+}
+
+/* v8: in-place, no content flags */
+static const KvmGmemCaps caps_v8 = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+};
+/* v5, SW-protected VM: content flags at any time */
+static const KvmGmemCaps caps_v5 = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
+};
+/* v5, SEV-SNP: PRESERVE only before launch, toward private */
+static const KvmGmemCaps caps_v5_snp = {
+    .guest_memfd = true, .gmem_flags = 3,
+    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
+    .launch_update = true,
+};
+
+/* QEMU's state equals the model kernel's; counts equal a recount */
+static inline void check_state(Fixture *x, TestListener **ls, int nr_ls)
+{
+    uint64_t shared = 0;
+
+    for (int i = 0; i < NR_PAGES; i++) {
+        bool s = test_bit(i, x->f.shared);
+
+        g_assert_cmpint(s, ==, !x->m.private[i]);
+        shared += s;
+        for (int j = 0; j < nr_ls; j++) {
+            bool in = i * PAGE >= ls[j]->l.offset &&
+                      i * PAGE < ls[j]->l.offset + ls[j]->l.size;
+
+            g_assert_cmpint(ls[j]->mapped[i], ==, s && in);
+        }
+    }
+    g_assert_cmpuint(x->f.nr_shared, ==, shared);
+    g_assert_cmpuint(x->f.nr_shared, ==,
+                     bitmap_count_one(x->f.shared, NR_PAGES));
+    g_assert_cmpuint(kvm_gmem_file_shared_bytes(&x->f) +
+                     kvm_gmem_file_private_bytes(&x->f), ==, FILE_SIZE);
+}
+
+#endif
