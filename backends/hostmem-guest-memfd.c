@@ -88,13 +88,17 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 
     /*
      * Migration finds the pages the guest dirtied through KVM's dirty log,
-     * which KVM does not keep for memory slots bound to a guest_memfd.
+     * which KVM keeps for shared memory only (kvm_log_global_start), and
+     * it cannot read private pages.
      */
-    error_setg(&m->migration_blocker, "memory-backend-guest-memfd '%s': "
-               "KVM cannot log the guest's writes to guest_memfd memory, so "
-               "the VM cannot be migrated or snapshotted", name);
-    if (migrate_add_blocker(&m->migration_blocker, errp) < 0) {
-        return false;
+    if (!m->init_shared) {
+        error_setg(&m->migration_blocker, "memory-backend-guest-memfd '%s' "
+                   "has init-shared=off: QEMU cannot read or track its "
+                   "private pages, so the VM cannot be migrated or "
+                   "snapshotted", name);
+        if (migrate_add_blocker(&m->migration_blocker, errp) < 0) {
+            return false;
+        }
     }
 
     fd = kvm_create_guest_memfd(backend->size, flags, errp);

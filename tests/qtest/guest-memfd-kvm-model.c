@@ -46,6 +46,9 @@
  *   and the first two bytes of the range;
  *   KVM_TDX_FINALIZE_VM logs the shared pages as LAUNCH_FINISH does.
  *
+ * - KVM_CREATE_GUEST_MEMFD fails with ENOMEM, as when the host is out of
+ *   memory, for files of GMEM_KVM_MODEL_CREATE_FAIL bytes.
+ *
  * Every other ioctl reaches the kernel.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -796,8 +799,13 @@ int ioctl(int fd, unsigned long request, ...)
     }
     if (request == KVM_CREATE_GUEST_MEMFD) {
         const struct kvm_create_guest_memfd *g = arg;
-        int gfd = real_ioctl(fd, request, arg);
+        int gfd;
 
+        if (g->size == env_ull("GMEM_KVM_MODEL_CREATE_FAIL", 0)) {
+            errno = ENOMEM;
+            return -1;
+        }
+        gfd = real_ioctl(fd, request, arg);
         if (gfd >= 0) {
             file_of(gfd, true, g->flags & GUEST_MEMFD_FLAG_INIT_SHARED);
         }

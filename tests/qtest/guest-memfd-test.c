@@ -22,6 +22,9 @@
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "elf.h"
+#include "migration/migration-qmp.h"
+#include "migration/migration-util.h"
 #include "gmem-guest/gmem-guest.h"
 
 #define RAM_MB          32
@@ -1461,40 +1464,248 @@ static void test_tdx_launch_in_place(const void *data)
     rmdir(dir);
 }
 
-static void test_migrate_blocked(void)
+/*
+ * The life of a VM on guest_memfd RAM: migration, dumps, memory hotplug.
+ * The guest runs under KVM from the host's guest_memfd; in mode=loop it
+ * rewrites part of its memory until told to stop, then checks that it
+ * lost nothing.
+ */
+
+static uint32_t mailbox_readl(QTestState *qts, uint32_t field)
 {
-    QTestState *qts;
-    QDict *resp;
-    bool done = false;
+    return qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA + field);
+}
+
+/* A VM whose RAM is backend @backend (a -object type), running the guest */
+static QTestState *guest_vm_start(const char *backend, const char *append,
+                                  const char *log, const char *extra)
+{
+    return qtest_initf("-accel kvm -cpu max -nodefaults -display none "
+                       "-machine q35,memory-backend=m0 -m %dM "
+                       "-object %s,id=m0,size=%dM "
+                       "-kernel %s -append '%s' "
+                       "-chardev file,id=dbg,path=%s "
+                       "-device isa-debugcon,iobase=0xe9,chardev=dbg "
+                       "-device isa-debug-exit,iobase=0xf4,iosize=4 %s",
+                       RAM_MB, backend, RAM_MB, guest_elf(), append, log,
+                       extra);
+}
+
+static void guest_fail(const char *log, const char *what)
+{
+    g_autofree char *text = read_console(log);
+
+    g_printerr("guest console:\n%s", text);
+    g_error("%s", what);
+}
+
+/* Wait until the guest in mode=loop has made @n passes */
+static void wait_loop_passes(QTestState *qts, uint32_t n, const char *log)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      GUEST_TIMEOUT_S * G_USEC_PER_SEC;
+
+    while (mailbox_readl(qts, GMEM_GUEST_MB_LOOP_PASSES) < n) {
+        if (g_get_monotonic_time() > deadline) {
+            guest_fail(log, "the guest's loop did not get going");
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+/* Wait for the guest's result: it must have passed */
+static void wait_guest_pass(QTestState *qts, const char *log)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      GUEST_TIMEOUT_S * G_USEC_PER_SEC;
+
+    while (mailbox_readl(qts, GMEM_GUEST_MB_GUEST_MAGIC) !=
+           GMEM_GUEST_DONE_MAGIC) {
+        if (g_get_monotonic_time() > deadline) {
+            guest_fail(log, "the guest did not finish");
+        }
+        g_usleep(20 * 1000);
+    }
+    if (mailbox_readl(qts, GMEM_GUEST_MB_STATUS) != GMEM_GUEST_ERR_NONE) {
+        guest_fail(log, "the guest failed");
+    }
+}
+
+/*
+ * Stop the guest's loop: it checks all it wrote and exits with success;
+ * returns the passes it made
+ */
+static unsigned stop_loop(QTestState *qts, const char *log)
+{
+    char *text;
+    unsigned passes = 0;
+
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_LOOP_CMD,
+                 GMEM_GUEST_LOOP_STOP);
+    qtest_set_expected_status(qts, GMEM_GUEST_STATUS_PASS);
+    qtest_wait_qemu(qts);
+    text = read_console(log);
+    if (g_test_verbose()) {
+        g_printerr("%s", text);
+    }
+    g_assert(sscanf(strstr(text, "gmem-guest: loop data verified") ?: "",
+                    "gmem-guest: loop data verified after %u", &passes) == 1);
+    g_assert(strstr(text, "gmem-guest: PASS"));
+    g_free(text);
+    return passes;
+}
+
+typedef struct MigrateCase {
+    const char *src;
+    const char *dst;
+} MigrateCase;
+
+static const MigrateCase migrate_gmem = {
+    "memory-backend-guest-memfd", "memory-backend-guest-memfd"
+};
+static const MigrateCase migrate_from_memfd = {
+    "memory-backend-memfd", "memory-backend-guest-memfd"
+};
+static const MigrateCase migrate_to_memfd = {
+    "memory-backend-guest-memfd", "memory-backend-memfd"
+};
+
+/*
+ * Precopy live migration while the guest rewrites its memory.  The
+ * bandwidth is held low until RAM has been copied twice, so that the
+ * guest dirties pages that must be copied again; the guest, stopped on
+ * the destination, finds all it wrote on the source.
+ */
+static void test_migrate(const void *data)
+{
+    const MigrateCase *c = data;
+    g_autofree char *dir = NULL;
+    g_autofree char *src_log = NULL;
+    g_autofree char *dst_log = NULL;
+    g_autofree char *uri = NULL;
+    QTestMigrationState src_state = { };
+    QTestState *src, *dst;
+    unsigned passes;
 
     if (!have_kvm()) {
         return;
     }
-    qts = start_vm("pc", "", "-S");
-    resp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': "
-                     "{ 'uri': 'exec:cat > /dev/null' } }");
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
-                    ==, "memory-backend-guest-memfd 'm0': KVM cannot log "
-                    "the guest's writes to guest_memfd memory, so the VM "
-                    "cannot be migrated or snapshotted");
-    qobject_unref(resp);
-    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    src_log = g_build_filename(dir, "src.log", NULL);
+    dst_log = g_build_filename(dir, "dst.log", NULL);
+    uri = g_strdup_printf("unix:%s/migsocket", dir);
 
-    /* other users of the dirty log work without it for guest_memfd RAM */
+    src = guest_vm_start(c->src, "mode=loop loop=256 mb=0", src_log, "");
+    qtest_qmp_set_event_callback(src, migrate_watch_for_events, &src_state);
+    wait_loop_passes(src, 2, src_log);
+    dst = guest_vm_start(c->dst, "mode=loop loop=256 mb=0", dst_log,
+                         "-incoming defer");
+    migrate_incoming_qmp(dst, uri, NULL, "{}");
+
+    migrate_ensure_non_converge(src);
+    migrate_qmp(src, dst, uri, NULL, "{}");
+    wait_for_migration_pass(src, &src_state);
+    migrate_ensure_converge(src);
+    wait_for_migration_complete(src);
+    g_assert_cmpint(read_ram_property_int(src, "dirty-sync-count"), >=, 3);
+
+    passes = stop_loop(dst, dst_log);
+    g_test_message("the guest made %u passes", passes);
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(src_log);
+    unlink(dst_log);
+    rmdir(dir);
+}
+
+/*
+ * While KVM logs dirty pages, guest_memfd memory slots are registered
+ * without their file, and with it again afterwards: calc-dirty-rate sees
+ * the guest's writes, and the guest runs on from the file and finds its
+ * data.
+ */
+static void test_dirty_rate(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *trace = NULL;
+    g_autofree char *extra = NULL;
+    g_autofree char *text = NULL;
+    QTestState *qts;
+    QDict *resp, *ret = NULL;
+    uint32_t passes;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "console", NULL);
+    trace = g_build_filename(dir, "trace", NULL);
+    extra = g_strdup_printf("-trace kvm_slot_bind_guest_memfd,file=%s",
+                            trace);
+    qts = guest_vm_start("memory-backend-guest-memfd",
+                         "mode=loop loop=64 mb=0", log, extra);
+    wait_loop_passes(qts, 1, log);
     qtest_qmp_assert_success(qts, "{ 'execute': 'calc-dirty-rate', "
                              "'arguments': { 'calc-time': 1, "
                              "'mode': 'dirty-bitmap' } }");
-    for (int i = 0; i < 100; i++) {
-        resp = qtest_qmp(qts, "{ 'execute': 'query-dirty-rate' }");
-        done = g_str_equal(qdict_get_str(qdict_get_qdict(resp, "return"),
-                                         "status"), "measured");
-        qobject_unref(resp);
-        if (done) {
-            break;
-        }
+    for (int i = 0; i < 100 && !ret; i++) {
         g_usleep(100 * 1000);
+        resp = qtest_qmp(qts, "{ 'execute': 'query-dirty-rate' }");
+        ret = qdict_get_qdict(resp, "return");
+        if (g_str_equal(qdict_get_str(ret, "status"), "measured")) {
+            qobject_ref(ret);
+        } else {
+            ret = NULL;
+        }
+        qobject_unref(resp);
     }
-    g_assert_true(done);
+    /*
+     * The guest dirties too few pages for a rate in MiB/s: the test of
+     * the dirty log is migration's (test_migrate)
+     */
+    g_assert(ret);
+    qobject_unref(ret);
+
+    /* it goes on from its guest_memfd, and has lost nothing */
+    passes = mailbox_readl(qts, GMEM_GUEST_MB_LOOP_PASSES);
+    wait_loop_passes(qts, passes + 1, log);
+    stop_loop(qts, log);
+    qtest_quit(qts);
+
+    /* the guest's RAM slot was unbound from its file, then bound again */
+    g_assert(g_file_get_contents(trace, &text, NULL, NULL));
+    g_assert(strstr(text, "start 0x100000 size 0x1f00000 bound to its "
+                    "guest_memfd: 0"));
+    g_assert(strstr(text, "start 0x100000 size 0x1f00000 bound to its "
+                    "guest_memfd: 1"));
+    unlink(trace);
+    unlink(log);
+    rmdir(dir);
+}
+
+/* Backends that QEMU cannot track are refused, the VM runs on */
+static void test_migrate_blocked(void)
+{
+    QTestState *qts;
+    QDict *resp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("pc", ",init-shared=off", "-S");
+    resp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': "
+                     "{ 'uri': 'exec:cat > /dev/null' } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "memory-backend-guest-memfd 'm0' has init-shared=off: "
+                    "QEMU cannot read or track its private pages, so the VM "
+                    "cannot be migrated or snapshotted");
+    qobject_unref(resp);
+    /* nor can KVM log the guest's writes to it */
+    resp = qtest_qmp(qts, "{ 'execute': 'calc-dirty-rate', "
+                     "'arguments': { 'calc-time': 1, "
+                     "'mode': 'dirty-bitmap' } }");
+    qobject_unref(resp);
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
     qtest_quit(qts);
 
@@ -1502,11 +1713,303 @@ static void test_migrate_blocked(void)
     qts = qtest_init("-accel kvm -machine none -only-migratable");
     resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': "
                      "{ 'qom-type': 'memory-backend-guest-memfd', "
-                     "'id': 'm1', 'size': 1048576 } }");
+                     "'id': 'm1', 'size': 1048576, 'init-shared': false } }");
     g_assert(strstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
                     "only-migratable"));
     qobject_unref(resp);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
+                             "{ 'qom-type': 'memory-backend-guest-memfd', "
+                             "'id': 'm2', 'size': 1048576 } }");
     qtest_quit(qts);
+}
+
+/* Postcopy is refused up front where RAM is guest_memfd */
+static void test_postcopy_refused(void)
+{
+    QTestState *dst;
+    QDict *resp;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dst = start_vm("q35", "", "-incoming defer");
+    resp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
+                     "'arguments': { 'capabilities': [ { "
+                     "'capability': 'postcopy-ram', 'state': true } ] } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "Postcopy is not supported: RAM block 'm0' is a "
+                    "guest_memfd, which userfaultfd cannot fill: back it "
+                    "with memory-backend-memfd to use postcopy");
+    qobject_unref(resp);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'query-status' }");
+    qtest_quit(dst);
+}
+
+/*
+ * cpr-transfer hands guest RAM to a new QEMU process by its file; a
+ * guest_memfd belongs to the KVM VM that created it, which the new
+ * process does not have, so it is refused with a migration blocker
+ */
+static void test_cpr_transfer_refused(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *main_sock = g_build_filename(dir, "main", NULL);
+    g_autofree char *cpr_sock = g_build_filename(dir, "cpr", NULL);
+    QTestState *qts;
+    QDict *resp;
+
+    if (!have_kvm()) {
+        rmdir(dir);
+        return;
+    }
+    qts = qtest_initf("-accel kvm -cpu max -nodefaults -display none -S "
+                      "-machine q35,memory-backend=m0,aux-ram-share=on "
+                      "-m %dM -object memory-backend-guest-memfd,id=m0,"
+                      "size=%dM", RAM_MB, RAM_MB);
+    migrate_set_parameter_str(qts, "mode", "cpr-transfer");
+    resp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': { "
+                     "'channels': [ "
+                     "{ 'channel-type': 'main', 'addr': { 'transport': "
+                     "'socket', 'type': 'unix', 'path': %s } }, "
+                     "{ 'channel-type': 'cpr', 'addr': { 'transport': "
+                     "'socket', 'type': 'unix', 'path': %s } } ] } }",
+                     main_sock, cpr_sock);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "Memory region m0 uses guest_memfd, which is not "
+                    "supported with CPR.");
+    qobject_unref(resp);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    qtest_quit(qts);
+    rmdir(dir);
+}
+
+/*
+ * dump-guest-memory of guest_memfd RAM: the ELF file holds all of RAM,
+ * and in it what the guest wrote
+ */
+static void test_dump(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *file = NULL;
+    g_autofree char *protocol = NULL;
+    g_autofree uint8_t *buf = NULL;
+    g_autofree uint8_t *mem = NULL;
+    const Elf64_Ehdr *eh;
+    uint64_t covered = 0, chunk;
+    bool found = false;
+    uint32_t seed;
+    gsize len;
+    QTestState *qts;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "console", NULL);
+    file = g_build_filename(dir, "dump", NULL);
+    qts = guest_vm_start("memory-backend-guest-memfd", "mode=halt mb=0", log,
+                         "");
+    wait_guest_pass(qts, log);
+    seed = mailbox_readl(qts, GMEM_GUEST_MB_GUEST_SEED);
+
+    protocol = g_strdup_printf("file:%s", file);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'dump-guest-memory', "
+                             "'arguments': { 'paging': false, "
+                             "'protocol': %s } }", protocol);
+    g_assert(g_file_get_contents(file, (char **)&buf, &len, NULL));
+    eh = (const Elf64_Ehdr *)buf;
+    g_assert(len >= sizeof(*eh) && !memcmp(eh->e_ident, ELFMAG, SELFMAG));
+    g_assert_cmpint(eh->e_ident[EI_CLASS], ==, ELFCLASS64);
+    g_assert_cmpint(eh->e_phentsize, ==, sizeof(Elf64_Phdr));
+    g_assert_cmpint(eh->e_phoff + eh->e_phnum * sizeof(Elf64_Phdr), <=, len);
+
+    mem = g_malloc(4 * KiB);
+    for (int i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(buf + eh->e_phoff) + i;
+
+        if (ph->p_type != PT_LOAD || ph->p_paddr >= RAM_MB * MiB) {
+            continue;
+        }
+        g_assert_cmpint(ph->p_offset + ph->p_filesz, <=, len);
+        g_assert_cmpint(ph->p_paddr + ph->p_filesz, <=, RAM_MB * MiB);
+        /* as QEMU's mapping of the file has it, at both ends */
+        chunk = MIN(ph->p_filesz, 4 * KiB);
+        qtest_memread(qts, ph->p_paddr, mem, chunk);
+        g_assert(!memcmp(buf + ph->p_offset, mem, chunk));
+        qtest_memread(qts, ph->p_paddr + ph->p_filesz - chunk, mem, chunk);
+        g_assert(!memcmp(buf + ph->p_offset + ph->p_filesz - chunk, mem,
+                         chunk));
+        covered += ph->p_filesz;
+
+        /* and the guest's own data where it wrote it */
+        if (ph->p_paddr <= GMEM_GUEST_GUEST_DATA_GPA &&
+            ph->p_paddr + ph->p_filesz >= GMEM_GUEST_GUEST_DATA_GPA +
+                                          GMEM_GUEST_GUEST_DATA_SIZE) {
+            const uint8_t *p = buf + ph->p_offset +
+                               GMEM_GUEST_GUEST_DATA_GPA - ph->p_paddr;
+
+            for (uint32_t a = 0; a < GMEM_GUEST_GUEST_DATA_SIZE; a += 4) {
+                g_assert_cmphex((uint32_t)ldl_le_p(p + a), ==,
+                                gmem_guest_pattern(GMEM_GUEST_GUEST_DATA_GPA +
+                                                   a, seed));
+            }
+            found = true;
+        }
+    }
+    /* all of RAM but the legacy VGA hole, the guest's data among it */
+    g_assert_cmpint(covered, >=, (RAM_MB - 1) * MiB);
+    g_assert_true(found);
+    qtest_quit(qts);
+    unlink(file);
+    unlink(log);
+    rmdir(dir);
+}
+
+/* The guest-physical address of pc-dimm @id */
+static uint64_t dimm_addr(QTestState *qts, const char *id)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-memory-devices' }");
+    QListEntry *e;
+    uint64_t addr = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(resp, "return"), e) {
+        QDict *d = qdict_get_qdict(qobject_to(QDict, qlist_entry_obj(e)),
+                                   "data");
+
+        if (g_str_equal(qdict_get_str(d, "id"), id)) {
+            addr = qdict_get_uint(d, "addr");
+        }
+    }
+    qobject_unref(resp);
+    g_assert(addr);
+    return addr;
+}
+
+/* How many guest_memfds QEMU has open */
+static int gmem_fds(pid_t pid)
+{
+    g_autofree char *dir = g_strdup_printf("/proc/%d/fd", pid);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *ent;
+    int n = 0;
+
+    g_assert(d);
+    while ((ent = g_dir_read_name(d))) {
+        g_autofree char *fd = g_build_filename(dir, ent, NULL);
+        g_autofree char *link = g_file_read_link(fd, NULL);
+
+        n += link && g_str_equal(link, "anon_inode:[kvm-gmem]");
+    }
+    g_dir_close(d);
+    return n;
+}
+
+#define HP_SIZE         (64 * MiB)
+#define ACPI_MHP_BASE   0xa00   /* docs/specs/acpi_mem_hotplug.rst */
+
+/*
+ * Memory hotplug of guest_memfd RAM into a running VM: object-add and
+ * device_add pc-dimm, then device_del, with the test in the guest's ACPI
+ * role (it ejects the DIMM), and object-del.  A guest_memfd the kernel
+ * refuses to create (the KVM model fails it) fails object-add alone, and
+ * leaves QEMU able to add the next one.
+ */
+static void test_hotplug(void)
+{
+    g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *trace = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *slot = NULL;
+    g_autofree char *extra = NULL;
+    g_autofree char *fail = g_strdup_printf("%llu", (unsigned long long)
+                                            (HP_SIZE + 2 * MiB));
+    QTestState *qts;
+    QDict *resp;
+    uint64_t addr;
+    int fds;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "console", NULL);
+    trace = g_build_filename(dir, "trace", NULL);
+    extra = g_strdup_printf("-m %dM,slots=2,maxmem=1G "
+                            "-trace kvm_set_user_memory,file=%s", RAM_MB,
+                            trace);
+    g_setenv("LD_PRELOAD", preload, true);
+    g_setenv("GMEM_KVM_MODEL_CREATE_FAIL", fail, true);
+    qts = guest_vm_start("memory-backend-guest-memfd",
+                         "mode=loop loop=64 mb=0", log, extra);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GMEM_KVM_MODEL_CREATE_FAIL");
+    wait_loop_passes(qts, 1, log);
+    fds = gmem_fds(qtest_pid(qts));
+
+    /* the kernel refuses the file: object-add fails, and only it */
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': {"
+                     " 'qom-type': 'memory-backend-guest-memfd',"
+                     " 'id': 'hp0', 'size': %llu } }",
+                     (unsigned long long)HP_SIZE + 2 * MiB);
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    "Cannot allocate memory"));
+    qobject_unref(resp);
+    g_assert_cmpint(gmem_fds(qtest_pid(qts)), ==, fds);
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': {"
+                             " 'qom-type': 'memory-backend-guest-memfd',"
+                             " 'id': 'hp0', 'size': %llu } }",
+                             (unsigned long long)HP_SIZE);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'device_add', 'arguments': {"
+                             " 'driver': 'pc-dimm', 'id': 'dimm0',"
+                             " 'memdev': 'hp0' } }");
+    g_assert_cmpint(gmem_fds(qtest_pid(qts)), >, fds);
+    addr = dimm_addr(qts, "dimm0");
+    /* QEMU reaches the new memory through its mapping of the file */
+    qtest_writeq(qts, addr, 0x0123456789abcdefULL);
+    qtest_writeq(qts, addr + HP_SIZE - 8, 0xfedcba9876543210ULL);
+    g_assert_cmphex(qtest_readq(qts, addr), ==, 0x0123456789abcdefULL);
+    g_assert_cmphex(qtest_readq(qts, addr + HP_SIZE - 8), ==,
+                    0xfedcba9876543210ULL);
+    /* the backend is in use */
+    resp = qtest_qmp(qts, "{ 'execute': 'object-del', "
+                     "'arguments': { 'id': 'hp0' } }");
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    "in use"));
+    qobject_unref(resp);
+
+    /* unplug: the guest's ACPI code would eject the DIMM, as here */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'device_del', "
+                             "'arguments': { 'id': 'dimm0' } }");
+    qtest_outl(qts, ACPI_MHP_BASE, 0);
+    qtest_outb(qts, ACPI_MHP_BASE + 0x14, 1 << 3);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', "
+                             "'arguments': { 'id': 'hp0' } }");
+    /* the file goes with the RAM block, after an RCU grace period */
+    for (int i = 0; i < 100 && gmem_fds(qtest_pid(qts)) != fds; i++) {
+        g_usleep(50 * 1000);
+    }
+    g_assert_cmpint(gmem_fds(qtest_pid(qts)), ==, fds);
+
+    /* the guest ran on all the while, and lost nothing */
+    stop_loop(qts, log);
+    qtest_quit(qts);
+
+    /* KVM bound the DIMM's memory slot to its guest_memfd, then dropped it */
+    g_assert(g_file_get_contents(trace, &text, NULL, NULL));
+    slot = g_strdup_printf("flags=0x4 gpa=0x%" PRIx64 " size=0x%llx ", addr,
+                           (unsigned long long)HP_SIZE);
+    g_assert(strstr(text, slot));
+    g_free(slot);
+    slot = g_strdup_printf("gpa=0x%" PRIx64 " size=0x0 ", addr);
+    g_assert(strstr(text, slot));
+    unlink(trace);
+    unlink(log);
+    rmdir(dir);
 }
 
 /* Without KVM, the command says so */
@@ -1931,6 +2434,19 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/convert", test_convert);
     qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
     qtest_add_func("/guest-memfd/migrate-blocked", test_migrate_blocked);
+    qtest_add_data_func("/guest-memfd/migrate/precopy", &migrate_gmem,
+                        test_migrate);
+    qtest_add_data_func("/guest-memfd/migrate/from-memfd",
+                        &migrate_from_memfd, test_migrate);
+    qtest_add_data_func("/guest-memfd/migrate/to-memfd", &migrate_to_memfd,
+                        test_migrate);
+    qtest_add_func("/guest-memfd/migrate/postcopy-refused",
+                   test_postcopy_refused);
+    qtest_add_func("/guest-memfd/migrate/cpr-transfer-refused",
+                   test_cpr_transfer_refused);
+    qtest_add_func("/guest-memfd/dirty-rate", test_dirty_rate);
+    qtest_add_func("/guest-memfd/dump", test_dump);
+    qtest_add_func("/guest-memfd/hotplug", test_hotplug);
     qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v8",
                         &in_place_v8, test_snp_launch_in_place);
     qtest_add_data_func("/guest-memfd/convert-in-place/snp-launch/v5",

@@ -16,7 +16,11 @@
  *    through isa-debug-exit (port 0xf4) or halts.
  *
  * Command line (multiboot cmdline, QEMU -append), space-separated:
- *   mode=exit|halt   exit through isa-debug-exit (default) or halt
+ *   mode=exit|halt|loop
+ *                    exit through isa-debug-exit (default) or halt when
+ *                    done, or first rewrite memory until told to stop
+ *                    (GMEM_GUEST_LOOP_STOP in gmem-guest.h), then exit
+ *   loop=N           mode=loop rewrites N KiB (default 256, at most 1024)
  *   seed=N           pattern seed, decimal or 0x hex (default 0x5eed0001)
  *   mb=N             test at most N MiB (default: all usable RAM)
  */
@@ -65,6 +69,7 @@ typedef struct PfnRange {
 enum {
     MODE_EXIT,
     MODE_HALT,
+    MODE_LOOP,
 };
 
 /* Multiboot header: must be within the first 8 KiB of the file */
@@ -116,6 +121,7 @@ static int mode = MODE_EXIT;
 static uint32_t seed = GMEM_GUEST_DEFAULT_SEED;
 static uint32_t limit_mib;
 static int have_limit;
+static uint32_t loop_kib = 256;
 
 /* Copied boot information */
 static char cmdline[CMDLINE_MAX];
@@ -363,6 +369,8 @@ static void parse_option(const char *w, uint32_t len)
             mode = MODE_EXIT;
         } else if (word_is(val, vlen, "halt")) {
             mode = MODE_HALT;
+        } else if (word_is(val, vlen, "loop")) {
+            mode = MODE_LOOP;
         } else {
             bad_option(w, len);
         }
@@ -371,6 +379,13 @@ static void parse_option(const char *w, uint32_t len)
             bad_option(w, len);
         } else {
             seed = v;
+        }
+    } else if (word_is(w, klen, "loop")) {
+        if (parse_u32(val, vlen, &v) < 0 || !v ||
+            v > GMEM_GUEST_GUEST_DATA_SIZE >> 10) {
+            bad_option(w, len);
+        } else {
+            loop_kib = v;
         }
     } else if (word_is(w, klen, "mb")) {
         if (parse_u32(val, vlen, &v) < 0) {
@@ -720,6 +735,81 @@ static void fill_guest_data(void)
             GMEM_GUEST_GUEST_DATA_SIZE, gseed);
 }
 
+/* Verify the chunks of the RAM test again: they must be as written */
+static void reverify_ram(void)
+{
+    unsigned int i;
+
+    for (i = 0; i < nr_chunks; i++) {
+        uint32_t bad = verify_words(chunks[i].start << PAGE_SHIFT,
+                                    (chunks[i].end - chunks[i].start) <<
+                                    (PAGE_SHIFT - 2), seed);
+
+        if (bad) {
+            gprintf("gmem-guest: RAM lost at 0x%08x: expected 0x%08x "
+                    "found 0x%08x\n", bad, gmem_guest_pattern(bad, seed),
+                    *gpa_ptr(bad));
+            set_fail(GMEM_GUEST_ERR_LOOP, "RAM lost");
+            return;
+        }
+    }
+}
+
+static void loop_check(uint32_t addr, uint32_t nwords, uint32_t pseed,
+                       uint32_t pass)
+{
+    uint32_t bad = verify_words(addr, nwords, pseed);
+
+    if (bad) {
+        gprintf("gmem-guest: loop data of pass %u lost at 0x%08x: "
+                "expected 0x%08x found 0x%08x\n", pass, bad,
+                gmem_guest_pattern(bad, pseed), *gpa_ptr(bad));
+        set_fail(GMEM_GUEST_ERR_LOOP, "loop data lost");
+    }
+}
+
+/*
+ * mode=loop: rewrite the region block by block until the host says stop,
+ * then check that nothing was lost (see gmem-guest.h)
+ */
+static void loop(void)
+{
+    uint32_t gseed = seed ^ GMEM_GUEST_SEED_XOR;
+    uint32_t base = GMEM_GUEST_GUEST_DATA_GPA;
+    uint32_t nblocks = (loop_kib << 10) / (BLOCK_WORDS * 4);
+    uint32_t pass, b = 0, stop_at;
+
+    gprintf("gmem-guest: loop over %u KiB at 0x%08x\n", loop_kib, base);
+    for (pass = 1; ; pass++) {
+        uint32_t pseed = gmem_guest_loop_seed(gseed, pass);
+
+        for (b = 0; b < nblocks; b++) {
+            if (mailbox->loop_cmd == GMEM_GUEST_LOOP_STOP) {
+                goto stop;
+            }
+            fill_words(base + b * BLOCK_WORDS * 4, BLOCK_WORDS, pseed);
+        }
+        barrier();
+        mailbox->loop_passes = pass;
+    }
+stop:
+    stop_at = base + b * BLOCK_WORDS * 4;
+    gprintf("gmem-guest: stopped in pass %u at 0x%08x\n", pass, stop_at);
+    loop_check(base, b * BLOCK_WORDS, gmem_guest_loop_seed(gseed, pass),
+               pass);
+    loop_check(stop_at, (nblocks - b) * BLOCK_WORDS,
+               pass > 1 ? gmem_guest_loop_seed(gseed, pass - 1) : gseed,
+               pass - 1);
+    loop_check(base + nblocks * BLOCK_WORDS * 4,
+               (GMEM_GUEST_GUEST_DATA_SIZE >> 2) - nblocks * BLOCK_WORDS,
+               gseed, 0);
+    reverify_ram();
+    mailbox->loop_passes = pass;
+    if (!status) {
+        gprintf("gmem-guest: loop data verified after %u passes\n", pass);
+    }
+}
+
 static void __attribute__((noreturn)) finish(void)
 {
     if (mailbox_ok) {
@@ -742,7 +832,7 @@ static void __attribute__((noreturn)) finish(void)
         barrier();
         mailbox->guest_magic = GMEM_GUEST_DONE_MAGIC;
     }
-    if (mode == MODE_EXIT) {
+    if (mode != MODE_HALT) {
         /*
          * QEMU handles the exit request asynchronously, so the guest
          * keeps running for a moment; if isa-debug-exit is absent,
@@ -811,7 +901,8 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
     gprintf("gmem-guest: command line '%s'\n", cmdline);
     parse_cmdline();
     gprintf("gmem-guest: mode=%s seed=0x%08x",
-            mode == MODE_HALT ? "halt" : "exit", seed);
+            mode == MODE_HALT ? "halt" : mode == MODE_LOOP ? "loop" : "exit",
+            seed);
     if (have_limit) {
         gprintf(" mb=%u\n", limit_mib);
     } else {
@@ -857,5 +948,8 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
         ram_test();
     }
     fill_guest_data();
+    if (mode == MODE_LOOP && !status) {
+        loop();
+    }
     finish();
 }

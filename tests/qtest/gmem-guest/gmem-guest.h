@@ -62,6 +62,24 @@
 #define GMEM_GUEST_ERR_HOST_DATA        6  /* host-data mismatch */
 #define GMEM_GUEST_ERR_RAM_TEST         7  /* RAM test mismatch */
 #define GMEM_GUEST_ERR_GUEST_DATA       8  /* guest-data readback failed */
+#define GMEM_GUEST_ERR_LOOP             9  /* mode=loop: data lost */
+
+/*
+ * mode=loop: after its RAM test, the guest rewrites the first loop=N KiB
+ * of the guest-data region over and over, pass p (from 1) with the seed
+ * gmem_guest_loop_seed(guest_seed, p), and counts the passes in
+ * loop_passes, until the host writes GMEM_GUEST_LOOP_STOP to loop_cmd.
+ * It then stops where it is and verifies all it wrote: the words of this
+ * pass so far, the rest from the pass before, the RAM test and the rest
+ * of the guest-data region.  It finishes as in the other modes (exit).
+ */
+#define GMEM_GUEST_LOOP_STOP            0x53544f50u  /* "STOP" */
+
+static inline uint32_t gmem_guest_loop_seed(uint32_t guest_seed,
+                                            uint32_t pass)
+{
+    return guest_seed + pass * 0x9e3779b9u;
+}
 
 /*
  * Conversion requests.  Before the RAM test, the guest makes each request
@@ -103,7 +121,9 @@ typedef struct GmemGuestMailbox {
     uint32_t guest_seed;    /* seed of the guest-data pattern */
     uint32_t guest_len;     /* bytes of guest data */
     uint32_t nr_requests;   /* conversion requests the host left below */
-    uint32_t reserved[6];
+    uint32_t loop_passes;   /* mode=loop: passes over the region so far */
+    uint32_t loop_cmd;      /* mode=loop: GMEM_GUEST_LOOP_* from the host */
+    uint32_t reserved[4];
     GmemGuestRequest requests[GMEM_GUEST_MAX_REQUESTS];
 } GmemGuestMailbox;
 
@@ -117,6 +137,8 @@ typedef struct GmemGuestMailbox {
 #define GMEM_GUEST_MB_GUEST_SEED        0x1c
 #define GMEM_GUEST_MB_GUEST_LEN         0x20
 #define GMEM_GUEST_MB_NR_REQUESTS       0x24
+#define GMEM_GUEST_MB_LOOP_PASSES       0x28
+#define GMEM_GUEST_MB_LOOP_CMD          0x2c
 #define GMEM_GUEST_MB_REQUESTS          0x40
 
 _Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
@@ -139,6 +161,10 @@ _Static_assert(offsetof(GmemGuestMailbox, guest_len) ==
                GMEM_GUEST_MB_GUEST_LEN, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, nr_requests) ==
                GMEM_GUEST_MB_NR_REQUESTS, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, loop_passes) ==
+               GMEM_GUEST_MB_LOOP_PASSES, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, loop_cmd) ==
+               GMEM_GUEST_MB_LOOP_CMD, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, requests) ==
                GMEM_GUEST_MB_REQUESTS, "mailbox layout");
 _Static_assert(sizeof(GmemGuestRequest) == 24, "request layout");
