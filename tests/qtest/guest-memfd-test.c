@@ -23,6 +23,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "elf.h"
+#include "hw/pci/pci_regs.h"
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
 #include "gmem-guest/gmem-guest.h"
@@ -2012,6 +2013,156 @@ static void test_hotplug(void)
     rmdir(dir);
 }
 
+/* Legacy virtio-pci (docs: the virtio 0.9.5 specification) */
+#define VIRTIO_DEVFN            (4 << 3)    /* addr=04.0 */
+#define VIRTIO_PCI_GUEST_FEATURES 0x04
+#define VIRTIO_PCI_QUEUE_PFN    0x08
+#define VIRTIO_PCI_QUEUE_NUM    0x0c
+#define VIRTIO_PCI_QUEUE_SEL    0x0e
+#define VIRTIO_PCI_QUEUE_NOTIFY 0x10
+#define VIRTIO_PCI_STATUS       0x12
+#define VRING_DESC_F_WRITE      2
+#define VRING_ALIGN             4096
+#define RING_GPA                0x1400000   /* shared, past the guest's */
+#define BUF_GPA                 0x1500000
+#define BUF_LEN                 64
+
+static uint32_t pci_cfg_readl(QTestState *qts, int devfn, int offset)
+{
+    qtest_outl(qts, 0xcf8, 0x80000000 | devfn << 8 | offset);
+    return qtest_inl(qts, 0xcfc);
+}
+
+static void pci_cfg_writel(QTestState *qts, int devfn, int offset,
+                           uint32_t val)
+{
+    qtest_outl(qts, 0xcf8, 0x80000000 | devfn << 8 | offset);
+    qtest_outl(qts, 0xcfc, val);
+}
+
+/*
+ * Reset the legacy virtio device at I/O port @io and give it queue 0 at
+ * @ring with one device-writable buffer at @buf; returns the address of
+ * the used ring
+ */
+static uint64_t virtio_legacy_start(QTestState *qts, uint16_t io,
+                                    uint64_t ring, uint64_t buf,
+                                    bool ring_shared)
+{
+    uint16_t num;
+    uint64_t avail, used;
+
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 0);
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2);   /* ACK, DRIVER */
+    qtest_outl(qts, io + VIRTIO_PCI_GUEST_FEATURES, 0);
+    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_SEL, 0);
+    num = qtest_inw(qts, io + VIRTIO_PCI_QUEUE_NUM);
+    g_assert_cmpint(num, >, 0);
+    avail = ring + 16 * num;
+    used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
+    if (ring_shared) {
+        g_autofree uint8_t *zero = g_malloc0(used + VRING_ALIGN - ring);
+
+        qtest_memwrite(qts, ring, zero, used + VRING_ALIGN - ring);
+        qtest_writeq(qts, ring, buf);                   /* desc[0] */
+        qtest_writel(qts, ring + 8, BUF_LEN);
+        qtest_writew(qts, ring + 12, VRING_DESC_F_WRITE);
+        qtest_writew(qts, avail + 4, 0);                /* ring[0] */
+        qtest_writew(qts, avail + 2, 1);                /* idx */
+    }
+    qtest_outl(qts, io + VIRTIO_PCI_QUEUE_PFN, ring / VRING_ALIGN);
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2 | 4);   /* DRIVER_OK */
+    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_NOTIFY, 0);
+    return used;
+}
+
+static bool virtio_broken(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'x-query-virtio-status', "
+                            "'arguments': { 'path': "
+                            "'/machine/peripheral/rng0/virtio-backend' } }");
+    bool broken = qdict_get_bool(qdict_get_qdict(resp, "return"), "broken");
+
+    qobject_unref(resp);
+    return broken;
+}
+
+/*
+ * A device's rings and buffers in private memory.  The VM's RAM is shared
+ * guest_memfd, and a DIMM all private guest_memfd (init-shared=off: the
+ * host's kernel makes QEMU's mapping of it fault).  With the guest
+ * running, the test drives a legacy virtio-rng as a guest driver would:
+ * a buffer in shared memory is filled; a buffer in private memory breaks
+ * the device, as DMA to unassigned memory does; a ring in private memory
+ * cannot be read.  QEMU answers after each, and the guest, which ran all
+ * the while, has lost nothing.
+ */
+static void test_private_virtio(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *extra = NULL;
+    QTestState *qts;
+    uint64_t priv, used;
+    uint16_t io;
+    gint64 deadline;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "console", NULL);
+    extra = g_strdup_printf("-m %dM,slots=1,maxmem=1G "
+                            "-object memory-backend-guest-memfd,id=priv,"
+                            "size=2M,init-shared=off "
+                            "-device pc-dimm,id=dimm0,memdev=priv "
+                            "-device virtio-rng-pci,id=rng0,"
+                            "disable-modern=on,addr=04.0", RAM_MB);
+    qts = guest_vm_start("memory-backend-guest-memfd",
+                         "mode=loop loop=64 mb=0", log, extra);
+    /* the firmware has set up PCI: the guest is running */
+    wait_loop_passes(qts, 1, log);
+    priv = dimm_addr(qts, "dimm0");
+    check_gmem_backend(qts, "priv", 0, 2 * MiB);
+
+    io = pci_cfg_readl(qts, VIRTIO_DEVFN, PCI_BASE_ADDRESS_0) &
+         PCI_BASE_ADDRESS_IO_MASK;
+    g_assert(io);
+    pci_cfg_writel(qts, VIRTIO_DEVFN, PCI_COMMAND,
+                   PCI_COMMAND_IO | PCI_COMMAND_MASTER);
+
+    /* shared ring, shared buffer: the device fills it */
+    used = virtio_legacy_start(qts, io, RING_GPA, BUF_GPA, true);
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (qtest_readw(qts, used + 2) != 1) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(qtest_readl(qts, used + 8), ==, BUF_LEN);
+    g_assert_false(virtio_broken(qts));
+
+    /* shared ring, private buffer: the device fails, QEMU does not */
+    used = virtio_legacy_start(qts, io, RING_GPA, priv, true);
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (!virtio_broken(qts)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(qtest_readw(qts, used + 2), ==, 0);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+
+    /* the ring in private memory: it reads as unassigned memory would */
+    virtio_legacy_start(qts, io, priv, priv + VRING_ALIGN, false);
+    g_usleep(200 * 1000);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    check_gmem_backend(qts, "priv", 0, 2 * MiB);
+
+    stop_loop(qts, log);
+    qtest_quit(qts);
+    unlink(log);
+    rmdir(dir);
+}
+
 /* Without KVM, the command says so */
 static void test_no_kvm_caps(void)
 {
@@ -2425,6 +2576,7 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/init-private", test_init_private);
     qtest_add_func("/guest-memfd/private/host-paths",
                    test_private_host_paths);
+    qtest_add_func("/guest-memfd/private/virtio", test_private_virtio);
     qtest_add_func("/guest-memfd/object-add", test_object_add);
     qtest_add_func("/guest-memfd/help", test_help);
     qtest_add_func("/guest-memfd/convert-in-place/property",
