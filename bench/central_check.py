@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The cost of the private-memory check on ordinary RAM, side by side.
+
+The check sits where the memory API turns an access to RAM into a host
+pointer (patch "memory: fail host accesses to private guest_memfd
+memory").  This compares QEMU with the series against QEMU built from the
+commit before that patch (in build/bench-base-obj, built here on first
+use), alternately, in one run:
+
+  pmemsave of SIZE (1 KiB reads through address_space_read) of
+  memory-backend-memfd RAM to /dev/null.  Goal: with / without <= 1.02.
+
+and, in the QEMU with the series, the same on memory-backend-guest-memfd
+RAM (all shared, so the check answers in constant time) against memfd.
+Each figure is the median of REPS runs.
+"""
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+OBJ = os.path.abspath(sys.argv[1])
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(TOP, 'build', 'qemu')
+BASE_WT = os.path.join(TOP, 'build', 'bench-base')
+BASE_OBJ = os.path.join(TOP, 'build', 'bench-base-obj')
+REPS = int(os.environ.get('REPS', '25'))
+VMS = int(os.environ.get('VMS', '4'))
+SIZE = os.environ.get('SIZE', '256M')
+READ = int(os.environ.get('READ_MB', '32')) << 20
+CG_READ = 4 << 20
+FIRMWARE = os.path.join(OBJ, 'qemu-bundle/usr/local/share/qemu')
+SUBJECT = 'memory: fail host accesses to private guest_memfd memory'
+
+
+def git(*args):
+    return subprocess.run(['git', '-C', SRC] + list(args), check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def base_binary():
+    """QEMU built from the parent of the check's commit."""
+    commit = git('log', '--format=%H', '--grep=^' + SUBJECT, 'base..gmem')
+    if not commit:
+        sys.exit('bench: central-check: no commit "%s"' % SUBJECT)
+    parent = git('rev-parse', commit + '^')
+    if not os.path.isdir(BASE_WT):
+        git('worktree', 'add', '-q', '--detach', BASE_WT, parent)
+    subprocess.run(['git', '-C', BASE_WT, 'checkout', '-q', '--detach',
+                    parent], check=True)
+    if not os.path.exists(os.path.join(BASE_OBJ, 'build.ninja')):
+        flags = subprocess.run(['make', '-s', '-C', TOP,
+                                'print-configure-flags'], check=True,
+                               capture_output=True, text=True).stdout.strip()
+        os.makedirs(BASE_OBJ, exist_ok=True)
+        subprocess.run('"%s/configure" %s >configure.log 2>&1' %
+                       (BASE_WT, flags), shell=True, cwd=BASE_OBJ,
+                       check=True)
+    print('bench: central-check: building QEMU without the check '
+          '(first time: several minutes)', flush=True)
+    subprocess.run(['ninja', '-C', BASE_OBJ, 'qemu-system-x86_64'],
+                   check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(BASE_OBJ, 'qemu-system-x86_64')
+
+
+def qmp(sock, cmd, **args):
+    msg = {'execute': cmd}
+    if args:
+        msg['arguments'] = args
+    sock.sendall(json.dumps(msg).encode() + b'\n')
+    buf = b''
+    while True:
+        buf += sock.recv(65536)
+        for line in buf.split(b'\n'):
+            if line.strip():
+                rsp = json.loads(line)
+                if 'return' in rsp or 'error' in rsp:
+                    return rsp
+
+
+class Vm:
+    """A paused VM whose RAM is a SIZE @backend, preallocated"""
+
+    def __init__(self, d, qemu, backend):
+        path = os.path.join(d, '%d.qmp' % len(os.listdir(d)))
+        self.proc = subprocess.Popen(
+            [qemu, '-accel', 'kvm', '-nodefaults', '-display', 'none', '-S',
+             '-m', SIZE, '-object', '%s,id=m0,size=%s,prealloc=on' %
+             (backend, SIZE), '-machine', 'q35,memory-backend=m0',
+             '-L', FIRMWARE, '-qmp', 'unix:%s,server=on,wait=off' % path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            if os.path.exists(path):
+                break
+            if self.proc.poll() is not None:
+                sys.exit('bench: central-check: %s failed' % qemu)
+            time.sleep(0.05)
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.sock.recv(65536)
+        qmp(self.sock, 'qmp_capabilities')
+
+    def pmemsave_seconds(self):
+        t0 = time.monotonic()
+        rsp = qmp(self.sock, 'pmemsave', val=0, size=READ,
+                  filename='/dev/null')
+        t = time.monotonic() - t0
+        assert 'return' in rsp, rsp
+        return t
+
+    def quit(self):
+        qmp(self.sock, 'quit')
+        self.proc.wait(timeout=30)
+
+
+def instructions_per_read(qemu):
+    """Instructions of pmemsave, under callgrind, per 1 KiB read
+
+    valgrind runs QEMU with the qtest accelerator: the check sits in the
+    memory API, whatever the accelerator, and the count does not depend
+    on what else the machine is doing.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, 'qmp')
+        out = os.path.join(d, 'callgrind.out')
+        p = subprocess.Popen(
+            ['valgrind', '--tool=callgrind', '--toggle-collect=qmp_pmemsave',
+             '--callgrind-out-file=' + out, qemu, '-accel', 'qtest',
+             '-nodefaults', '-display', 'none', '-S', '-m', '64M',
+             '-object', 'memory-backend-memfd,id=m0,size=64M',
+             '-machine', 'q35,memory-backend=m0',
+             '-L', FIRMWARE, '-qmp', 'unix:%s,server=on,wait=off' % path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(3000):
+            if os.path.exists(path):
+                break
+            time.sleep(0.1)
+        s = socket.socket(socket.AF_UNIX)
+        for _ in range(100):
+            try:
+                s.connect(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+        s.recv(65536)
+        qmp(s, 'qmp_capabilities')
+        qmp(s, 'pmemsave', val=1 << 20, size=CG_READ, filename='/dev/null')
+        qmp(s, 'quit')
+        p.wait(timeout=120)
+        with open(out) as f:
+            for line in f:
+                if line.startswith('summary:') or line.startswith('totals:'):
+                    return int(line.split()[1]) / (CG_READ >> 10)
+    sys.exit('bench: central-check: no callgrind totals for %s' % qemu)
+
+
+def main():
+    base = base_binary()
+    new = os.path.join(OBJ, 'qemu-system-x86_64')
+    runs = {'without': [], 'with': [], 'gmem': []}
+    with tempfile.TemporaryDirectory() as d:
+        # Several VMs a side: where a VM's memory lies moves its figures
+        vms = []
+        for _ in range(VMS):
+            vms += [('without', Vm(d, base, 'memory-backend-memfd')),
+                    ('with', Vm(d, new, 'memory-backend-memfd')),
+                    ('gmem', Vm(d, new, 'memory-backend-guest-memfd'))]
+        for _ in range(REPS):
+            for k, vm in vms:
+                runs[k].append(vm.pmemsave_seconds())
+        for _, vm in vms:
+            vm.quit()
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ratio = med['with'] / med['without']
+    print('bench: central-check: pmemsave of %d MiB of memfd RAM: without '
+          'the check %.2f ms, with it %.2f ms: ratio %.3f (goal <= 1.02) %s'
+          % (READ >> 20, med['without'] * 1e3, med['with'] * 1e3, ratio,
+             'ok' if ratio <= 1.02 else 'MISSED'))
+    if shutil.which('valgrind'):
+        ins = {'without': instructions_per_read(base),
+               'with': instructions_per_read(new)}
+        print('bench: central-check: instructions per 1 KiB pmemsave read '
+              'of memfd RAM (callgrind): without the check %.0f, with it '
+              '%.0f: ratio %.3f (goal <= 1.02) %s' %
+              (ins['without'], ins['with'], ins['with'] / ins['without'],
+               'ok' if ins['with'] / ins['without'] <= 1.02 else 'MISSED'))
+    print('bench: central-check: pmemsave of %d MiB of guest_memfd RAM '
+          '(shared) %.2f ms: guest_memfd / memfd %.3f' %
+          (READ >> 20, med['gmem'] * 1e3, med['gmem'] / med['with']))
+
+
+if __name__ == '__main__':
+    main()

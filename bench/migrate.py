@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Precopy migration of guest_memfd RAM against memfd RAM, side by side.
+
+A VM with MIG_SIZE_MB of RAM, all but 40 MiB of which the host fills with
+random data through the qtest protocol before the VM starts, runs the
+test guest (tests/qtest/gmem-guest) until it has written its own data
+and halted, and then migrates over a UNIX socket to a second QEMU on
+this machine, with the bandwidth unlimited.  Source and destination have the same
+backend: memory-backend-guest-memfd on one side of the comparison,
+memory-backend-memfd on the other.  Both run in the same QEMU binary,
+alternately, in one run; each figure is the median of REPS migrations.
+
+Throughput is the RAM migration's bytes over its total time.  Goal:
+guest_memfd / memfd >= 0.95.
+"""
+
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+OBJ = os.path.abspath(sys.argv[1])
+QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
+REPS = int(os.environ.get('REPS', '5'))
+SIZE_MB = int(os.environ.get('MIG_SIZE_MB', '1024'))
+GUEST = os.path.join(OBJ, 'tests/qtest/gmem-guest.elf')
+MAILBOX_GUEST_MAGIC = 0xf0000c      # gmem-guest.h
+DONE_MAGIC = 0x444f4e45
+CHUNK = 1 << 20
+BACKENDS = ('memory-backend-guest-memfd', 'memory-backend-memfd')
+
+
+class Vm:
+    def __init__(self, d, name, backend, extra):
+        self.qmp_path = os.path.join(d, name + '.qmp')
+        qtest_path = os.path.join(d, name + '.qtest')
+        cmd = [QEMU, '-accel', 'kvm', '-cpu', 'max', '-nodefaults',
+               '-display', 'none',
+               '-L', os.path.join(OBJ, 'qemu-bundle/usr/local/share/qemu'),
+               '-machine', 'q35,memory-backend=m0', '-m', '%dM' % SIZE_MB,
+               '-object', '%s,id=m0,size=%dM,prealloc=on' %
+               (backend, SIZE_MB),
+               '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path,
+               '-qtest', 'unix:%s,server=on,wait=off' % qtest_path,
+               '-qtest-log', '/dev/null'] + extra
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            if os.path.exists(self.qmp_path) and os.path.exists(qtest_path):
+                break
+            if self.proc.poll() is not None:
+                sys.exit('bench: migrate: QEMU failed: %s' % ' '.join(cmd))
+            time.sleep(0.05)
+        self.qmp = socket.socket(socket.AF_UNIX)
+        self.qmp.connect(self.qmp_path)
+        self.qmp_file = self.qmp.makefile('rw')
+        self.qmp_file.readline()
+        self.cmd('qmp_capabilities')
+        self.qtest = socket.socket(socket.AF_UNIX)
+        self.qtest.connect(qtest_path)
+        self.qtest_file = self.qtest.makefile('rw')
+
+    def cmd(self, name, **args):
+        self.qmp_file.write(json.dumps({'execute': name,
+                                        'arguments': args}) + '\n')
+        self.qmp_file.flush()
+        while True:
+            rsp = json.loads(self.qmp_file.readline())
+            if 'error' in rsp:
+                sys.exit('bench: migrate: %s: %s' % (name, rsp['error']))
+            if 'return' in rsp:
+                return rsp['return']
+
+    def fill(self):
+        """Random data from 32 MiB up (the guest's own memory is below), to
+        8 MiB before the end (the firmware's)"""
+        addr = 32 << 20
+        while addr < (SIZE_MB - 8) << 20:
+            data = base64.b64encode(os.urandom(CHUNK)).decode()
+            self.qtest_cmd('b64write 0x%x 0x%x %s' % (addr, CHUNK, data))
+            addr += CHUNK
+
+    def qtest_cmd(self, line):
+        self.qtest_file.write(line + '\n')
+        self.qtest_file.flush()
+        rsp = self.qtest_file.readline()
+        if not rsp.startswith('OK'):
+            sys.exit('bench: migrate: qtest %s: %s' % (line, rsp))
+        return rsp.split()[1:] if len(rsp.split()) > 1 else []
+
+    def wait_guest_done(self):
+        """Until the test guest has written its data and halted"""
+        for _ in range(6000):
+            if int(self.qtest_cmd('readl 0x%x' % MAILBOX_GUEST_MAGIC)[0],
+                   16) == DONE_MAGIC:
+                return
+            time.sleep(0.05)
+        sys.exit('bench: migrate: the test guest did not finish')
+
+    def quit(self):
+        self.qmp_file.write('{"execute": "quit"}\n')
+        self.qmp_file.flush()
+        self.proc.wait(timeout=60)
+
+
+def migrate(backend):
+    """Bytes per second of one migration of a filled VM"""
+    with tempfile.TemporaryDirectory() as d:
+        uri = 'unix:%s/mig' % d
+        guest = ['-kernel', GUEST, '-append', 'mode=halt mb=0']
+        src = Vm(d, 'src', backend, ['-S'] + guest)
+        src.fill()
+        src.cmd('cont')
+        src.wait_guest_done()
+        dst = Vm(d, 'dst', backend, ['-incoming', 'defer'] + guest)
+        dst.cmd('migrate-incoming', uri=uri)
+        src.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+        src.cmd('migrate', uri=uri)
+        while True:
+            info = src.cmd('query-migrate')
+            if info['status'] == 'completed':
+                break
+            if info['status'] in ('failed', 'cancelled'):
+                sys.exit('bench: migrate: %s' % info)
+            time.sleep(0.02)
+        ram = info['ram']
+        secs = info['total-time'] / 1000.0
+        if ram['normal'] < (SIZE_MB - 40) * 256:
+            sys.exit('bench: migrate: only %d pages sent' % ram['normal'])
+        for _ in range(500):
+            if dst.cmd('query-status')['status'] == 'running':
+                break
+            time.sleep(0.01)
+        else:
+            sys.exit('bench: migrate: the destination does not run: %s' %
+                     dst.cmd('query-status'))
+        dst.quit()
+        src.quit()
+        return ram['transferred'] / secs
+
+
+def main():
+    runs = {b: [] for b in BACKENDS}
+    for _ in range(REPS):
+        for b in BACKENDS:
+            runs[b].append(migrate(b))
+    med = {b: statistics.median(v) for b, v in runs.items()}
+    ratio = med[BACKENDS[0]] / med[BACKENDS[1]]
+    print('bench: migrate: precopy of %d MiB: guest_memfd %.0f MiB/s, '
+          'memfd %.0f MiB/s: ratio %.3f (goal >= 0.95) %s' %
+          (SIZE_MB, med[BACKENDS[0]] / 2**20, med[BACKENDS[1]] / 2**20,
+           ratio, 'ok' if ratio >= 0.95 else 'MISSED'))
+
+
+if __name__ == '__main__':
+    main()
