@@ -1621,9 +1621,8 @@ static void test_migrate(const void *data)
 
 /*
  * While KVM logs dirty pages, guest_memfd memory slots are registered
- * without their file, and with it again afterwards: calc-dirty-rate sees
- * the guest's writes, and the guest runs on from the file and finds its
- * data.
+ * without their file, and with it again afterwards: calc-dirty-rate
+ * measures, and the guest runs on from the file and finds its data.
  */
 static void test_dirty_rate(void)
 {
