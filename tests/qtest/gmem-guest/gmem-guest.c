@@ -670,10 +670,28 @@ verify_words(uint32_t addr, uint32_t nwords, uint32_t pseed)
     return 0;
 }
 
+/* The first word of the RAM test's chunks not as written, or 0 */
+static uint32_t verify_chunks(void)
+{
+    unsigned int i;
+
+    for (i = 0; i < nr_chunks; i++) {
+        uint32_t bad = verify_words(chunks[i].start << PAGE_SHIFT,
+                                    (chunks[i].end - chunks[i].start) <<
+                                    (PAGE_SHIFT - 2), seed);
+
+        if (bad) {
+            return bad;
+        }
+    }
+    return 0;
+}
+
 static void ram_test(void)
 {
     uint32_t low_pfn = PFN((uintptr_t)gmem_guest_image_end + PAGE_SIZE - 1);
     unsigned int i;
+    uint32_t bad;
 
     if (low_pfn < PFN_1M) {
         low_pfn = PFN_1M;
@@ -700,18 +718,13 @@ static void ram_test(void)
                    seed);
     }
     barrier();
-    for (i = 0; i < nr_chunks; i++) {
-        uint32_t bad = verify_words(chunks[i].start << PAGE_SHIFT,
-                                    (chunks[i].end - chunks[i].start) <<
-                                    (PAGE_SHIFT - 2), seed);
-
-        if (bad) {
-            gprintf("gmem-guest: RAM mismatch at 0x%08x: "
-                    "expected 0x%08x found 0x%08x\n", bad,
-                    gmem_guest_pattern(bad, seed), *gpa_ptr(bad));
-            set_fail(GMEM_GUEST_ERR_RAM_TEST, "RAM mismatch");
-            return;
-        }
+    bad = verify_chunks();
+    if (bad) {
+        gprintf("gmem-guest: RAM mismatch at 0x%08x: "
+                "expected 0x%08x found 0x%08x\n", bad,
+                gmem_guest_pattern(bad, seed), *gpa_ptr(bad));
+        set_fail(GMEM_GUEST_ERR_RAM_TEST, "RAM mismatch");
+        return;
     }
     gprintf("gmem-guest: RAM test passed: %u MiB (%u KiB)\n",
             tested_pages >> 8, tested_pages << 2);
@@ -738,20 +751,13 @@ static void fill_guest_data(void)
 /* Verify the chunks of the RAM test again: they must be as written */
 static void reverify_ram(void)
 {
-    unsigned int i;
+    uint32_t bad = verify_chunks();
 
-    for (i = 0; i < nr_chunks; i++) {
-        uint32_t bad = verify_words(chunks[i].start << PAGE_SHIFT,
-                                    (chunks[i].end - chunks[i].start) <<
-                                    (PAGE_SHIFT - 2), seed);
-
-        if (bad) {
-            gprintf("gmem-guest: RAM lost at 0x%08x: expected 0x%08x "
-                    "found 0x%08x\n", bad, gmem_guest_pattern(bad, seed),
-                    *gpa_ptr(bad));
-            set_fail(GMEM_GUEST_ERR_LOOP, "RAM lost");
-            return;
-        }
+    if (bad) {
+        gprintf("gmem-guest: RAM lost at 0x%08x: expected 0x%08x "
+                "found 0x%08x\n", bad, gmem_guest_pattern(bad, seed),
+                *gpa_ptr(bad));
+        set_fail(GMEM_GUEST_ERR_LOOP, "RAM lost");
     }
 }
 
