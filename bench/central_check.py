@@ -23,15 +23,17 @@ use), in one run:
    memory.  Each figure is the median of the VMS * REPS runs.
 """
 
-import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'lib'))
+from qmp import Qmp  # noqa: E402
 
 OBJ = os.path.abspath(sys.argv[1])
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,21 +79,6 @@ def base_binary():
     return os.path.join(BASE_OBJ, 'qemu-system-x86_64')
 
 
-def qmp(sock, cmd, **args):
-    msg = {'execute': cmd}
-    if args:
-        msg['arguments'] = args
-    sock.sendall(json.dumps(msg).encode() + b'\n')
-    buf = b''
-    while True:
-        buf += sock.recv(65536)
-        for line in buf.split(b'\n'):
-            if line.strip():
-                rsp = json.loads(line)
-                if 'return' in rsp or 'error' in rsp:
-                    return rsp
-
-
 class Vm:
     """A paused VM whose RAM is a SIZE @backend, preallocated"""
 
@@ -109,21 +96,18 @@ class Vm:
             if self.proc.poll() is not None:
                 sys.exit('bench: central-check: %s failed' % qemu)
             time.sleep(0.05)
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.sock.recv(65536)
-        qmp(self.sock, 'qmp_capabilities')
+        self.qmp = Qmp(path)
 
     def memsave_seconds(self):
         t0 = time.monotonic()
-        rsp = qmp(self.sock, 'memsave', val=0, size=READ,
+        rsp = self.qmp.cmd('memsave', val=0, size=READ,
                   filename='/dev/null')
         t = time.monotonic() - t0
         assert 'return' in rsp, rsp
         return t
 
     def quit(self):
-        qmp(self.sock, 'quit')
+        self.qmp.cmd('quit')
         self.proc.wait(timeout=30)
 
 
@@ -146,21 +130,9 @@ def instructions_per_read(qemu, command):
              '-machine', 'q35,memory-backend=m0',
              '-L', FIRMWARE, '-qmp', 'unix:%s,server=on,wait=off' % path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(3000):
-            if os.path.exists(path):
-                break
-            time.sleep(0.1)
-        s = socket.socket(socket.AF_UNIX)
-        for _ in range(100):
-            try:
-                s.connect(path)
-                break
-            except OSError:
-                time.sleep(0.1)
-        s.recv(65536)
-        qmp(s, 'qmp_capabilities')
-        qmp(s, command, val=1 << 20, size=CG_READ, filename='/dev/null')
-        qmp(s, 'quit')
+        s = Qmp(path, timeout=300)          # QEMU starts slowly in valgrind
+        s.cmd(command, val=1 << 20, size=CG_READ, filename='/dev/null')
+        s.cmd('quit')
         p.wait(timeout=120)
         with open(out) as f:
             for line in f:

@@ -19,7 +19,6 @@ time; each figure is the median of its case.  Goal for both:
 guest_memfd / memfd >= 0.95.
 """
 
-import json
 import os
 import socket
 import statistics
@@ -27,6 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'lib'))
+from qmp import Qmp  # noqa: E402
 
 OBJ = os.path.abspath(sys.argv[1])
 QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
@@ -62,25 +65,16 @@ class Vm:
             if self.proc.poll() is not None:
                 sys.exit('bench: migrate: QEMU failed: %s' % ' '.join(cmd))
             time.sleep(0.05)
-        self.qmp = socket.socket(socket.AF_UNIX)
-        self.qmp.connect(self.qmp_path)
-        self.qmp_file = self.qmp.makefile('rw')
-        self.qmp_file.readline()
-        self.cmd('qmp_capabilities')
+        self.qmp = Qmp(self.qmp_path)
         self.qtest = socket.socket(socket.AF_UNIX)
         self.qtest.connect(qtest_path)
         self.qtest_file = self.qtest.makefile('rw')
 
     def cmd(self, name, **args):
-        self.qmp_file.write(json.dumps({'execute': name,
-                                        'arguments': args}) + '\n')
-        self.qmp_file.flush()
-        while True:
-            rsp = json.loads(self.qmp_file.readline())
-            if 'error' in rsp:
-                sys.exit('bench: migrate: %s: %s' % (name, rsp['error']))
-            if 'return' in rsp:
-                return rsp['return']
+        rsp = self.qmp.cmd(name, **args)
+        if 'error' in rsp:
+            sys.exit('bench: migrate: %s: %s' % (name, rsp['error']))
+        return rsp['return']
 
     def fill(self):
         """Non-zero data from 32 MiB up (the guest's own memory is below),
@@ -107,8 +101,7 @@ class Vm:
         sys.exit('bench: migrate: the test guest did not finish')
 
     def quit(self):
-        self.qmp_file.write('{"execute": "quit"}\n')
-        self.qmp_file.flush()
+        self.cmd('quit')
         self.proc.wait(timeout=60)
 
 
