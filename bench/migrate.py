@@ -165,8 +165,9 @@ def damon_pageout():
 
     Such a scheme works on memory that has not been accessed for a while.
     On the machines this was written on, one runs on physical memory, and
-    guest_memfd RAM that sat idle migrated about half as fast while it ran
-    as with it off or just restarted; memfd RAM was not affected."""
+    guest_memfd RAM that sat idle migrated about half as fast while it had
+    run for long as with it off or restarted minutes before; memfd RAM was
+    not affected."""
     top = '/sys/kernel/mm/damon/admin/kdamonds'
     found = []
     try:
