@@ -101,7 +101,7 @@ class Vm:
     def memsave_seconds(self):
         t0 = time.monotonic()
         rsp = self.qmp.cmd('memsave', val=0, size=READ,
-                  filename='/dev/null')
+                           filename='/dev/null')
         t = time.monotonic() - t0
         assert 'return' in rsp, rsp
         return t

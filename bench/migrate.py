@@ -160,47 +160,51 @@ def compare(case, reps, idle):
            (ratio, 'ok' if ratio >= 0.95 else 'MISSED')), flush=True)
 
 
+def sysfs(*path):
+    with open(os.path.join(*path)) as f:
+        return f.read().strip()
+
+
+def numbered(path):
+    """The numbered entries of a DAMON sysfs directory, in order"""
+    return sorted((d for d in os.listdir(path) if d.isdigit()), key=int)
+
+
+def kdamond_pageout(top, k):
+    """The pageout schemes of kdamond @k if it is on, as text"""
+    found = []
+    if sysfs(top, k, 'state') != 'on':
+        return found
+    contexts = os.path.join(top, k, 'contexts')
+    for c in numbered(contexts):
+        ctx = os.path.join(contexts, c)
+        aggr_s = int(sysfs(ctx, 'monitoring_attrs/intervals/aggr_us')) / 1e6
+        for n in numbered(os.path.join(ctx, 'schemes')):
+            scheme = os.path.join(ctx, 'schemes', n)
+            if sysfs(scheme, 'action') == 'pageout':
+                age = int(sysfs(scheme, 'access_pattern/age/min'))
+                found.append('kdamond %s (%s, idle >= %.0f s)' %
+                             (k, sysfs(ctx, 'operations'), age * aggr_s))
+    return found
+
+
 def damon_pageout():
     """The DAMON pageout schemes running on this host, as text, or None.
 
-    Such a scheme works on memory that has not been accessed for a while.
     On the machines this was written on, one runs on physical memory, and
     guest_memfd RAM that sat idle migrated about half as fast while it had
     run for long as with it off or restarted minutes before; memfd RAM was
     not affected."""
     top = '/sys/kernel/mm/damon/admin/kdamonds'
-    found = []
     try:
-        kdamonds = sorted(d for d in os.listdir(top) if d.isdigit())
-    except OSError:
+        kdamonds = numbered(top)
+    except OSError:                 # no DAMON here
         return None
+    found = []
     for k in kdamonds:
-        kd = os.path.join(top, k)
         try:
-            with open(os.path.join(kd, 'state')) as f:
-                if f.read().strip() != 'on':
-                    continue
-            ctxs = os.path.join(kd, 'contexts')
-            for c in sorted(d for d in os.listdir(ctxs) if d.isdigit()):
-                ctx = os.path.join(ctxs, c)
-                with open(os.path.join(ctx, 'operations')) as f:
-                    ops = f.read().strip()
-                with open(os.path.join(ctx, 'monitoring_attrs/intervals/'
-                                       'aggr_us')) as f:
-                    aggr_us = int(f.read())
-                schemes = os.path.join(ctx, 'schemes')
-                for sc in sorted(d for d in os.listdir(schemes)
-                                 if d.isdigit()):
-                    scheme = os.path.join(schemes, sc)
-                    with open(os.path.join(scheme, 'action')) as f:
-                        action = f.read().strip()
-                    with open(os.path.join(scheme,
-                                           'access_pattern/age/min')) as f:
-                        age = int(f.read())
-                    if action == 'pageout':
-                        found.append('kdamond %s (%s, idle >= %.0f s)' %
-                                     (k, ops, age * aggr_us / 1e6))
-        except OSError:
+            found += kdamond_pageout(top, k)
+        except OSError:             # it changed while we read it
             continue
     return ', '.join(found) or None
 
