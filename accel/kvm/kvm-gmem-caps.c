@@ -14,9 +14,9 @@
  */
 
 #include "qemu/osdep.h"
-#include <linux/kvm.h>
 #include "qapi/error.h"
 #include "system/kvm-gmem.h"
+#include "system/kvm-gmem-uapi.h"
 
 static KvmGuestMemfdMode kvm_gmem_mode(const KvmGmemCaps *caps)
 {

@@ -12,10 +12,10 @@
  */
 
 #include "qemu/osdep.h"
-#include <linux/kvm.h>
 #include "qemu/bitmap.h"
 #include "qapi/error.h"
 #include "system/kvm-gmem-convert.h"
+#include "system/kvm-gmem-uapi.h"
 
 void kvm_gmem_file_init(KvmGmemFile *f, int fd, uint64_t size,
                         unsigned page_shift, bool shared,

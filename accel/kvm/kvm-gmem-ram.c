@@ -13,7 +13,6 @@
 
 #include "qemu/osdep.h"
 #include <linux/falloc.h>
-#include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include "qapi/error.h"
 #include "qapi/qapi-commands-accelerator.h"
@@ -23,6 +22,7 @@
 #include "system/confidential-guest-support.h"
 #include "system/kvm.h"
 #include "system/kvm-gmem-convert.h"
+#include "system/kvm-gmem-uapi.h"
 #include "system/kvm_int.h"
 #include "system/memory.h"
 #include "system/address-spaces.h"

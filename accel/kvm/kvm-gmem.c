@@ -5,13 +5,13 @@
  */
 
 #include "qemu/osdep.h"
-#include <linux/kvm.h>
 #include "hw/boards.h"
 #include "qapi/error.h"
 #include "system/confidential-guest-support.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
 #include "system/kvm-gmem.h"
+#include "system/kvm-gmem-uapi.h"
 #include "trace.h"
 
 static KvmGmemCaps kvm_gmem_caps;

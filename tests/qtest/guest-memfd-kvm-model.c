@@ -67,9 +67,9 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <linux/kvm.h>
 #include <linux/kvm_para.h>
 #include <linux/psp-sev.h>
+#include "system/kvm-gmem-uapi.h"
 #include "gmem-guest/gmem-guest.h"
 
 #define MAX_BINDINGS 512

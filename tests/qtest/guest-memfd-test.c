@@ -15,13 +15,13 @@
 #include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <linux/kvm.h>
 #include <linux/kvm_para.h>
 #include "qemu/units.h"
 #include "qemu/bswap.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "system/kvm-gmem-uapi.h"
 #include "elf.h"
 #include "hw/pci/pci_regs.h"
 #include "migration/migration-qmp.h"

@@ -19,10 +19,10 @@
 #ifndef TESTS_UNIT_KVM_GMEM_MODEL_H
 #define TESTS_UNIT_KVM_GMEM_MODEL_H
 
-#include <linux/kvm.h>
 #include "qemu/bitmap.h"
 #include "qapi/error.h"
 #include "system/kvm-gmem-convert.h"
+#include "system/kvm-gmem-uapi.h"
 
 #define SHIFT 12
 #define PAGE (1ULL << SHIFT)

@@ -9,8 +9,8 @@
  */
 
 #include "qemu/osdep.h"
-#include <linux/kvm.h>
 #include "qapi/error.h"
+#include "system/kvm-gmem-uapi.h"
 #include "target/i386/gmem-launch.h"
 
 #define PRIV KVM_MEMORY_ATTRIBUTE_PRIVATE

@@ -7,8 +7,8 @@
  */
 
 #include "qemu/osdep.h"
-#include <linux/kvm.h>
 #include "system/kvm-gmem.h"
+#include "system/kvm-gmem-uapi.h"
 
 #define PRIV KVM_MEMORY_ATTRIBUTE_PRIVATE
 #define MMAP_SHARED (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
