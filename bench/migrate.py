@@ -256,9 +256,9 @@ def damon_pageout():
     """The DAMON pageout schemes running on this host, as text, or None.
 
     On the machines this was written on, one runs on physical memory, and
-    guest_memfd RAM that sat idle migrated about half as fast while it had
-    run for long as with it off or restarted minutes before; memfd RAM was
-    not affected."""
+    guest_memfd RAM that sat idle migrated about half as fast in two runs
+    while it had run for long as with it off or restarted minutes before,
+    though not in a later run; memfd RAM was not affected."""
     top = '/sys/kernel/mm/damon/admin/kdamonds'
     try:
         kdamonds = numbered(top)
