@@ -27,8 +27,5 @@ for p in "$OUT"/[0-9]*.patch; do
     *) echo "$res" | grep -E -A4 '^(ERROR|WARNING)' | head -60; bad=1 ;;
     esac
 done
-# The last line is the summary that make check prints.
-if [ $bad -eq 0 ]; then
-    echo "series: checkpatch clean"
-fi
+[ $bad -eq 0 ] && echo "series: checkpatch clean"
 exit $bad
