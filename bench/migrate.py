@@ -14,22 +14,34 @@ alternately (which goes first alternates too), in one run.
 
 Two cases: "fresh", migrated as soon as the guest has halted (REPS pairs),
 and "idle", migrated after the VM has sat idle for IDLE_S seconds
-(IDLE_REPS pairs).  Throughput is the RAM migration's bytes over its total
-time; each figure is the median of its case.  Goal for both:
-guest_memfd / memfd >= 0.95.
+(IDLE_REPS pairs; 0 pairs leave a case out).  Throughput is the RAM
+migration's bytes over its total time; each figure is the median of its
+case.  Goal for both: guest_memfd / memfd >= 0.95.
 
-The fresh case has a third, control, run in each round: memfd again,
+Each round of both cases has a third, control, run: memfd again,
 while the benchmark itself holds HOLD_MB (by default as much as a
 guest_memfd pair has) of guest_memfd memory.  guest_memfd pages cannot
 be moved, so they come from, and use up, the kernel's free memory for
 unmovable allocations, which the migration's socket buffers need too.
 The control's ratio to memfd tells how much of the loss comes with that
 alone, whichever backend the VMs have.  HOLD_MB=0 leaves it out.
+
+Before the migrations, a case without QEMU (HOST_REPS rounds; it is
+left out with HOST_REPS=0 or HOLD_MB=0): SIZE_MB of written anonymous
+memory sent through a UNIX stream socket to a process that discards it,
+with nothing held, and while HOLD_MB of memfd, of guest_memfd and of
+pipe buffers is held, one kind at a time.  Pipe buffers cannot be moved
+either but have nothing to do with guest_memfd or KVM (holding them
+needs root, or a raised fs.pipe-user-pages-soft; without either they
+are left out, with a message).  This tells what the host does to a
+migration's socket traffic when that much unmovable memory is in use.
 """
 
 import ctypes
 import fcntl
+import mmap
 import os
+import resource
 import socket
 import statistics
 import struct
@@ -46,6 +58,7 @@ OBJ = os.path.abspath(sys.argv[1])
 QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
 REPS = int(os.environ.get('REPS', '6'))
 IDLE_REPS = int(os.environ.get('IDLE_REPS', '3'))
+HOST_REPS = int(os.environ.get('HOST_REPS', '8'))
 IDLE_S = float(os.environ.get('IDLE_S', '60'))
 SIZE_MB = int(os.environ.get('MIG_SIZE_MB', '1024'))
 HOLD_MB = int(os.environ.get('HOLD_MB', str(2 * SIZE_MB)))
@@ -59,13 +72,17 @@ KVM_CREATE_GUEST_MEMFD = 0xc040aed4     # _IOWR(KVMIO, 0xd4, 64 bytes)
 GUEST_MEMFD_FLAG_MMAP = 1 << 0
 GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
 FALLOC_FL_KEEP_SIZE = 1
+F_SETPIPE_SZ = 1031
 
 
-class HeldGuestMemfd:
-    """@mb MiB of guest_memfd memory, allocated on entry, freed on exit
-    (none for 0)"""
+class Held:
+    """@mb MiB of memory of one @kind, allocated on entry, freed on exit
+    (none for 0): 'guest_memfd' (cannot be moved), 'memfd' (can be), or
+    'pipe buffers', which are kernel memory that cannot be moved either
+    but is not guest_memfd: full 1 MiB pipes"""
 
-    def __init__(self, mb):
+    def __init__(self, kind, mb):
+        self.kind = kind
         self.size = mb << 20
         self.fds = []
 
@@ -73,23 +90,47 @@ class HeldGuestMemfd:
         if not self.size:
             return self
         try:
-            self.fds.append(os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC))
-            self.fds.append(fcntl.ioctl(self.fds[0], KVM_CREATE_VM, 0))
-            arg = bytearray(struct.pack('=8Q', self.size,
-                                        GUEST_MEMFD_FLAG_MMAP |
-                                        GUEST_MEMFD_FLAG_INIT_SHARED,
-                                        0, 0, 0, 0, 0, 0))
-            self.fds.append(fcntl.ioctl(self.fds[1], KVM_CREATE_GUEST_MEMFD,
-                                        arg, True))
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.fallocate(self.fds[2], FALLOC_FL_KEEP_SIZE,
-                              ctypes.c_long(0), ctypes.c_long(self.size)):
-                raise OSError(ctypes.get_errno(), 'fallocate')
+            if self.kind == 'guest_memfd':
+                self.guest_memfd()
+            elif self.kind == 'memfd':
+                self.fds.append(os.memfd_create('bench-held', os.MFD_CLOEXEC))
+                os.posix_fallocate(self.fds[0], 0, self.size)
+            else:
+                self.pipes()
         except OSError as e:
             self.__exit__()
-            sys.exit('bench: migrate: cannot hold %d MiB of guest_memfd: %s'
-                     % (self.size >> 20, e))
+            raise OSError('cannot hold %d MiB of %s: %s'
+                          % (self.size >> 20, self.kind, e)) from e
         return self
+
+    def guest_memfd(self):
+        self.fds.append(os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC))
+        self.fds.append(fcntl.ioctl(self.fds[0], KVM_CREATE_VM, 0))
+        arg = bytearray(struct.pack('=8Q', self.size,
+                                    GUEST_MEMFD_FLAG_MMAP |
+                                    GUEST_MEMFD_FLAG_INIT_SHARED,
+                                    0, 0, 0, 0, 0, 0))
+        self.fds.append(fcntl.ioctl(self.fds[1], KVM_CREATE_GUEST_MEMFD,
+                                    arg, True))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.fallocate(self.fds[2], FALLOC_FL_KEEP_SIZE,
+                          ctypes.c_long(0), ctypes.c_long(self.size)):
+            raise OSError(ctypes.get_errno(), 'fallocate')
+
+    def pipes(self):
+        n = self.size >> 20
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2 * n + 256:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (min(hard, 2 * n + 256), hard))
+        data = b'\x5a' * (1 << 20)
+        for _ in range(n):
+            r, w = os.pipe2(os.O_CLOEXEC)
+            self.fds += [r, w]
+            # beyond fs.pipe-user-pages-soft only CAP_SYS_RESOURCE may
+            if fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20) < 1 << 20:
+                raise OSError('pipes of 1 MiB refused')
+            os.write(w, data)
 
     def __exit__(self, *exc):
         for fd in reversed(self.fds):
@@ -206,8 +247,11 @@ def compare(case, reps, idle, hold_mb=0):
     res = {r: [] for r in runs}
     for i in range(reps):
         for b, mb in runs if i % 2 == 0 else runs[::-1]:
-            with HeldGuestMemfd(mb):
-                res[(b, mb)].append(migrate(b, idle))
+            try:
+                with Held('guest_memfd', mb):
+                    res[(b, mb)].append(migrate(b, idle))
+            except OSError as e:
+                sys.exit('bench: migrate: %s' % e)
     med = {r: statistics.median(v) for r, v in res.items()}
     fig = {r: '%.0f MiB/s (%.0f-%.0f)' % tuple(x / 2**20 for x in
                                               (med[r], min(v), max(v)))
@@ -222,6 +266,65 @@ def compare(case, reps, idle, hold_mb=0):
               'is held: %s, %.3f of memfd\'s' %
               (case, hold_mb, fig[runs[2]], med[runs[2]] / med[runs[1]]),
               flush=True)
+
+
+def socket_copy(mb):
+    """Seconds to send @mb MiB of written anonymous memory through a UNIX
+    stream socket to a process that discards it, 256 KiB at a time: a
+    migration's socket traffic without QEMU"""
+    tx, rx = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        tx.close()
+        buf = bytearray(1 << 16)
+        while rx.recv_into(buf):
+            pass
+        os._exit(0)
+    rx.close()
+    size = mb << 20
+    data = b'\x5a' * (1 << 20)
+    with mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) as ram:
+        for off in range(0, size, 1 << 20):
+            ram[off:off + (1 << 20)] = data
+        with memoryview(ram) as view:
+            start = time.monotonic()
+            for off in range(0, size, 1 << 18):
+                tx.sendall(view[off:off + (1 << 18)])
+            tx.close()
+            os.waitpid(pid, 0)
+            return time.monotonic() - start
+
+
+def host_control(reps, hold_mb):
+    """The same socket copies with nothing held, and while @hold_mb MiB
+    of each kind of memory is held, alternately: how much the host's
+    state alone slows what a migration does"""
+    kinds = ('nothing', 'memfd', 'guest_memfd', 'pipe buffers')
+    try:
+        with Held('pipe buffers', hold_mb):
+            pass
+    except OSError as e:
+        print('bench: migrate: host: pipe buffers left out: %s (run as '
+              'root, or raise fs.pipe-user-pages-soft, to have them)' % e,
+              flush=True)
+        kinds = kinds[:-1]
+    res = {k: [] for k in kinds}
+    for i in range(reps):
+        for k in kinds if i % 2 == 0 else kinds[::-1]:
+            try:
+                with Held(k, 0 if k == 'nothing' else hold_mb):
+                    res[k].append(SIZE_MB / socket_copy(SIZE_MB))
+            except OSError as e:
+                sys.exit('bench: migrate: host: %s' % e)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print('bench: migrate: host, without QEMU: %d MiB through a UNIX socket '
+          '(%d rounds): %.0f MiB/s (%.0f-%.0f) with nothing held; with %d '
+          'MiB held, one kind at a time (median to that; slowest): %s' %
+          (SIZE_MB, reps, med['nothing'], min(res['nothing']),
+           max(res['nothing']), hold_mb,
+           ', '.join('%s %.3f (%.0f MiB/s)' %
+                     (k, med[k] / med['nothing'], min(res[k]))
+                     for k in kinds[1:])), flush=True)
 
 
 def sysfs(*path):
@@ -278,9 +381,12 @@ def main():
     if damon:
         print('bench: migrate: this host runs DAMON pageout: %s; the idle '
               'case includes its effect' % damon, flush=True)
-    compare('fresh', REPS, 0, HOLD_MB)
+    if HOST_REPS and HOLD_MB:
+        host_control(HOST_REPS, HOLD_MB)
+    if REPS:
+        compare('fresh', REPS, 0, HOLD_MB)
     if IDLE_REPS:
-        compare('idle %.0f s' % IDLE_S, IDLE_REPS, IDLE_S)
+        compare('idle %.0f s' % IDLE_S, IDLE_REPS, IDLE_S, HOLD_MB)
 
 
 if __name__ == '__main__':
