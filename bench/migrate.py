@@ -360,8 +360,9 @@ def damon_pageout():
 
     On the machines this was written on, one runs on physical memory, and
     guest_memfd RAM that sat idle migrated about half as fast in two runs
-    while it had run for long as with it off or restarted minutes before,
-    though not in a later run; memfd RAM was not affected."""
+    while it had run for long as with it off or restarted minutes before;
+    of four later runs with it up for hours, two were as slow and two
+    were not.  memfd RAM was not affected."""
     top = '/sys/kernel/mm/damon/admin/kdamonds'
     try:
         kdamonds = numbered(top)
