@@ -20,7 +20,9 @@ case.  Goal for both: guest_memfd / memfd >= 0.95.
 
 Each round of both cases has a third, control, run: memfd again,
 while the benchmark itself holds HOLD_MB (by default as much as a
-guest_memfd pair has) of guest_memfd memory.  guest_memfd pages cannot
+guest_memfd pair has) of guest_memfd memory, half of it from just
+before the source starts and half from just before the destination
+does, as a guest_memfd pair's comes.  guest_memfd pages cannot
 be moved, so they come from, and use up, the kernel's free memory for
 unmovable allocations, which the migration's socket buffers need too.
 The control's ratio to memfd tells how much of the loss comes with that
@@ -37,6 +39,7 @@ are left out, with a message).  This tells what the host does to a
 migration's socket traffic when that much unmovable memory is in use.
 """
 
+import contextlib
 import ctypes
 import fcntl
 import mmap
@@ -200,17 +203,21 @@ class Vm:
         self.proc.wait(timeout=60)
 
 
-def migrate(backend, idle):
+def migrate(backend, idle, hold_mb=0):
     """Bytes per second of one migration of a filled VM that has been
-    idle for @idle seconds"""
-    with tempfile.TemporaryDirectory() as d:
+    idle for @idle seconds; with @hold_mb, while that much guest_memfd is
+    held, half of it from just before the source starts and half from
+    just before the destination does, as a guest_memfd pair's is"""
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as held:
         uri = 'unix:%s/mig' % d
         guest = ['-kernel', GUEST, '-append', 'mode=halt mb=0']
+        held.enter_context(Held('guest_memfd', hold_mb // 2))
         src = Vm(d, 'src', backend, ['-S'] + guest)
         src.fill()
         src.cmd('cont')
         src.wait_guest_done()
         time.sleep(idle)
+        held.enter_context(Held('guest_memfd', hold_mb - hold_mb // 2))
         dst = Vm(d, 'dst', backend, ['-incoming', 'defer'] + guest)
         dst.cmd('migrate-incoming', uri=uri)
         src.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
@@ -248,8 +255,7 @@ def compare(case, reps, idle, hold_mb=0):
     for i in range(reps):
         for b, mb in runs if i % 2 == 0 else runs[::-1]:
             try:
-                with Held('guest_memfd', mb):
-                    res[(b, mb)].append(migrate(b, idle))
+                res[(b, mb)].append(migrate(b, idle, mb))
             except OSError as e:
                 sys.exit('bench: migrate: %s' % e)
     med = {r: statistics.median(v) for r, v in res.items()}
