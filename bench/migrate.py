@@ -75,7 +75,6 @@ KVM_CREATE_GUEST_MEMFD = 0xc040aed4     # _IOWR(KVMIO, 0xd4, 64 bytes)
 GUEST_MEMFD_FLAG_MMAP = 1 << 0
 GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
 FALLOC_FL_KEEP_SIZE = 1
-F_SETPIPE_SZ = 1031
 
 
 class Held:
@@ -93,13 +92,8 @@ class Held:
         if not self.size:
             return self
         try:
-            if self.kind == 'guest_memfd':
-                self.guest_memfd()
-            elif self.kind == 'memfd':
-                self.fds.append(os.memfd_create('bench-held', os.MFD_CLOEXEC))
-                os.posix_fallocate(self.fds[0], 0, self.size)
-            else:
-                self.pipes()
+            {'guest_memfd': self.guest_memfd, 'memfd': self.memfd,
+             'pipe buffers': self.pipes}[self.kind]()
         except OSError as e:
             self.__exit__()
             raise OSError('cannot hold %d MiB of %s: %s'
@@ -120,6 +114,10 @@ class Held:
                           ctypes.c_long(0), ctypes.c_long(self.size)):
             raise OSError(ctypes.get_errno(), 'fallocate')
 
+    def memfd(self):
+        self.fds.append(os.memfd_create('bench-held', os.MFD_CLOEXEC))
+        os.posix_fallocate(self.fds[0], 0, self.size)
+
     def pipes(self):
         n = self.size >> 20
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -131,7 +129,7 @@ class Held:
             r, w = os.pipe2(os.O_CLOEXEC)
             self.fds += [r, w]
             # beyond fs.pipe-user-pages-soft only CAP_SYS_RESOURCE may
-            if fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20) < 1 << 20:
+            if fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20) < 1 << 20:
                 raise OSError('pipes of 1 MiB refused')
             os.write(w, data)
 
