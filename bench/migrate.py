@@ -331,61 +331,7 @@ def host_control(reps, hold_mb):
                      for k in kinds[1:])), flush=True)
 
 
-def sysfs(*path):
-    with open(os.path.join(*path)) as f:
-        return f.read().strip()
-
-
-def numbered(path):
-    """The numbered entries of a DAMON sysfs directory, in order"""
-    return sorted((d for d in os.listdir(path) if d.isdigit()), key=int)
-
-
-def kdamond_pageout(top, k):
-    """The pageout schemes of kdamond @k if it is on, as text"""
-    found = []
-    if sysfs(top, k, 'state') != 'on':
-        return found
-    contexts = os.path.join(top, k, 'contexts')
-    for c in numbered(contexts):
-        ctx = os.path.join(contexts, c)
-        aggr_s = int(sysfs(ctx, 'monitoring_attrs/intervals/aggr_us')) / 1e6
-        for n in numbered(os.path.join(ctx, 'schemes')):
-            scheme = os.path.join(ctx, 'schemes', n)
-            if sysfs(scheme, 'action') == 'pageout':
-                age = int(sysfs(scheme, 'access_pattern/age/min'))
-                found.append('kdamond %s (%s, idle >= %.0f s)' %
-                             (k, sysfs(ctx, 'operations'), age * aggr_s))
-    return found
-
-
-def damon_pageout():
-    """The DAMON pageout schemes running on this host, as text, or None.
-
-    On the machines this was written on, one runs on physical memory, and
-    guest_memfd RAM that sat idle migrated about half as fast in two runs
-    while it had run for long as with it off or restarted minutes before;
-    of four later runs with it up for hours, two were as slow and two
-    were not.  memfd RAM was not affected."""
-    top = '/sys/kernel/mm/damon/admin/kdamonds'
-    try:
-        kdamonds = numbered(top)
-    except OSError:                 # no DAMON here
-        return None
-    found = []
-    for k in kdamonds:
-        try:
-            found += kdamond_pageout(top, k)
-        except OSError:             # it changed while we read it
-            continue
-    return ', '.join(found) or None
-
-
 def main():
-    damon = damon_pageout()
-    if damon:
-        print('bench: migrate: this host runs DAMON pageout: %s; the idle '
-              'case includes its effect' % damon, flush=True)
     if HOST_REPS and HOLD_MB:
         host_control(HOST_REPS, HOLD_MB)
     if REPS:
