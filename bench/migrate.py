@@ -37,6 +37,13 @@ either but have nothing to do with guest_memfd or KVM (holding them
 needs root, or a raised fs.pipe-user-pages-soft; without either they
 are left out, with a message).  This tells what the host does to a
 migration's socket traffic when that much unmovable memory is in use.
+
+And, when there is an idle case, another without QEMU (IDLE_READ_REPS
+rounds, 0 leaves it out): SIZE_MB of guest_memfd and SIZE_MB of memfd,
+both written, read through their mappings once before and once after
+IDLE_S seconds of idle time (which is read first alternates), and then
+once more.  The idle case's migration is such a first read after idle
+time; this tells what the host makes it cost for each kind of memory.
 """
 
 import contextlib
@@ -62,6 +69,7 @@ QEMU = os.path.join(OBJ, 'qemu-system-x86_64')
 REPS = int(os.environ.get('REPS', '6'))
 IDLE_REPS = int(os.environ.get('IDLE_REPS', '3'))
 HOST_REPS = int(os.environ.get('HOST_REPS', '8'))
+IDLE_READ_REPS = int(os.environ.get('IDLE_READ_REPS', '3'))
 IDLE_S = float(os.environ.get('IDLE_S', '60'))
 SIZE_MB = int(os.environ.get('MIG_SIZE_MB', '1024'))
 HOLD_MB = int(os.environ.get('HOLD_MB', str(2 * SIZE_MB)))
@@ -331,11 +339,70 @@ def host_control(reps, hold_mb):
                      for k in kinds[1:])), flush=True)
 
 
+def mapped(kind, mb):
+    """@mb MiB of @kind ('guest_memfd' or 'memfd'), written, and its
+    mapping; the caller closes both"""
+    held = Held(kind, mb).__enter__()
+    ram = mmap.mmap(held.fds[-1], mb << 20, mmap.MAP_SHARED,
+                    mmap.PROT_READ | mmap.PROT_WRITE)
+    data = bytes([0x5a]) * (1 << 20)
+    for off in range(0, mb << 20, 1 << 20):
+        ram[off:off + (1 << 20)] = data
+    return held, ram
+
+
+def read_time(ram):
+    """Seconds to read all of @ram through its mapping, 1 MiB at a time"""
+    buf = bytearray(1 << 20)
+    start = time.monotonic()
+    with memoryview(ram) as view:
+        for off in range(0, len(ram), 1 << 20):
+            buf[:] = view[off:off + (1 << 20)]
+    return time.monotonic() - start
+
+
+def host_idle_read(reps, idle):
+    """Reads of written guest_memfd and memfd before and after @idle
+    seconds without access, without QEMU"""
+    kinds = ('guest_memfd', 'memfd')
+    res = {(k, w): [] for k in kinds for w in ('before', 'after', 'again')}
+    for i in range(reps):
+        with contextlib.ExitStack() as stack:
+            rams = {}
+            for k in kinds:
+                held, rams[k] = mapped(k, SIZE_MB)
+                stack.callback(held.__exit__)
+                stack.callback(rams[k].close)
+            order = kinds if i % 2 == 0 else kinds[::-1]
+            for k in order:
+                res[(k, 'before')].append(read_time(rams[k]))
+            time.sleep(idle)
+            for w in ('after', 'again'):
+                for k in order:
+                    res[(k, w)].append(read_time(rams[k]))
+    med = {r: statistics.median(v) * 1000 for r, v in res.items()}
+    print('bench: migrate: host, without QEMU: first read of %d MiB after '
+          '%.0f s idle (%d rounds; median, slowest): guest_memfd %.0f ms '
+          '(%.0f), memfd %.0f ms (%.0f); before the idle time %.0f and %.0f, '
+          'read again %.0f and %.0f' %
+          (SIZE_MB, idle, reps, med[('guest_memfd', 'after')],
+           max(res[('guest_memfd', 'after')]) * 1000,
+           med[('memfd', 'after')], max(res[('memfd', 'after')]) * 1000,
+           med[('guest_memfd', 'before')], med[('memfd', 'before')],
+           med[('guest_memfd', 'again')], med[('memfd', 'again')]),
+          flush=True)
+
+
 def main():
     if HOST_REPS and HOLD_MB:
         host_control(HOST_REPS, HOLD_MB)
     if REPS:
         compare('fresh', REPS, 0, HOLD_MB)
+    if IDLE_REPS and IDLE_READ_REPS:
+        try:
+            host_idle_read(IDLE_READ_REPS, IDLE_S)
+        except OSError as e:
+            sys.exit('bench: migrate: host: %s' % e)
     if IDLE_REPS:
         compare('idle %.0f s' % IDLE_S, IDLE_REPS, IDLE_S, HOLD_MB)
 
