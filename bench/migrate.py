@@ -343,8 +343,12 @@ def mapped(kind, mb):
     """@mb MiB of @kind ('guest_memfd' or 'memfd'), written, and its
     mapping; the caller closes both"""
     held = Held(kind, mb).__enter__()
-    ram = mmap.mmap(held.fds[-1], mb << 20, mmap.MAP_SHARED,
-                    mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        ram = mmap.mmap(held.fds[-1], mb << 20, mmap.MAP_SHARED,
+                        mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError:
+        held.__exit__()
+        raise
     data = bytes([0x5a]) * (1 << 20)
     for off in range(0, mb << 20, 1 << 20):
         ram[off:off + (1 << 20)] = data
