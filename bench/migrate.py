@@ -280,6 +280,13 @@ def compare(case, reps, idle, hold_mb=0):
               flush=True)
 
 
+def write_all(ram):
+    """Write all of the mapping @ram, 1 MiB at a time"""
+    data = b'\x5a' * (1 << 20)
+    for off in range(0, len(ram), 1 << 20):
+        ram[off:off + (1 << 20)] = data
+
+
 def socket_copy(mb):
     """Seconds to send @mb MiB of written anonymous memory through a UNIX
     stream socket to a process that discards it, 256 KiB at a time: a
@@ -294,10 +301,8 @@ def socket_copy(mb):
         os._exit(0)
     rx.close()
     size = mb << 20
-    data = b'\x5a' * (1 << 20)
     with mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) as ram:
-        for off in range(0, size, 1 << 20):
-            ram[off:off + (1 << 20)] = data
+        write_all(ram)
         with memoryview(ram) as view:
             start = time.monotonic()
             for off in range(0, size, 1 << 18):
@@ -339,22 +344,6 @@ def host_control(reps, hold_mb):
                      for k in kinds[1:])), flush=True)
 
 
-def mapped(kind, mb):
-    """@mb MiB of @kind ('guest_memfd' or 'memfd'), written, and its
-    mapping; the caller closes both"""
-    held = Held(kind, mb).__enter__()
-    try:
-        ram = mmap.mmap(held.fds[-1], mb << 20, mmap.MAP_SHARED,
-                        mmap.PROT_READ | mmap.PROT_WRITE)
-    except OSError:
-        held.__exit__()
-        raise
-    data = bytes([0x5a]) * (1 << 20)
-    for off in range(0, mb << 20, 1 << 20):
-        ram[off:off + (1 << 20)] = data
-    return held, ram
-
-
 def read_time(ram):
     """Seconds to read all of @ram through its mapping, 1 MiB at a time"""
     buf = bytearray(1 << 20)
@@ -374,9 +363,12 @@ def host_idle_read(reps, idle):
         with contextlib.ExitStack() as stack:
             rams = {}
             for k in kinds:
-                held, rams[k] = mapped(k, SIZE_MB)
-                stack.callback(held.__exit__)
-                stack.callback(rams[k].close)
+                held = stack.enter_context(Held(k, SIZE_MB))
+                # the memory's own file is the last one Held opened
+                rams[k] = stack.enter_context(
+                    mmap.mmap(held.fds[-1], SIZE_MB << 20, mmap.MAP_SHARED,
+                              mmap.PROT_READ | mmap.PROT_WRITE))
+                write_all(rams[k])
             order = kinds if i % 2 == 0 else kinds[::-1]
             for k in order:
                 res[(k, 'before')].append(read_time(rams[k]))
