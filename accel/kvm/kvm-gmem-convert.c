@@ -291,14 +291,19 @@ static int kvm_gmem_convert_to_private(KvmGmemFile *f, uint64_t offset,
     }
     ret = kvm_gmem_set_attributes(f, offset, size, true, flags, errp);
     if (ret) {
-        /* Still shared: give it back (a listener that fails goes without) */
+        /*
+         * Still shared: give it back to every listener; one that fails
+         * goes without, and does not keep it from the others
+         */
         p = first;
         while (nr_shared &&
                kvm_gmem_next_run(f->shared, end, true, &p, &s, &e)) {
-            KvmGmemListener *failed;
+            KvmGmemListener *l;
 
-            kvm_gmem_populate_all(f, s << f->page_shift,
-                                  (e - s) << f->page_shift, &failed);
+            QLIST_FOREACH(l, &f->listeners, next) {
+                kvm_gmem_populate_one(l, s << f->page_shift,
+                                      (e - s) << f->page_shift);
+            }
         }
         return ret;
     }
@@ -383,13 +388,9 @@ revert:
     /* What was private goes back to private; what was shared stays */
     p = 0;
     while (kvm_gmem_next_run(was, nr, false, &p, &s, &e)) {
-        uint64_t err_off;
-
-        if (f->ops->set_attributes(f->opaque, f->fd,
-                                   (first + s) << f->page_shift,
-                                   (e - s) << f->page_shift,
-                                   KVM_MEMORY_ATTRIBUTE_PRIVATE, 0,
-                                   &err_off)) {
+        if (kvm_gmem_set_attributes(f, (first + s) << f->page_shift,
+                                    (e - s) << f->page_shift, true, 0,
+                                    NULL)) {
             /* The kernel keeps it shared: so does QEMU, unmapped */
             kvm_gmem_set_state(f, first + s, e - s, true, e - s);
         }

@@ -17,6 +17,7 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-accelerator.h"
 #include "qemu/error-report.h"
+#include "qemu/main-loop.h"
 #include "qom/object.h"
 #include "hw/boards.h"
 #include "system/confidential-guest-support.h"
@@ -332,6 +333,7 @@ int kvm_gmem_ram_convert(KvmGmemRam *g, uint64_t offset, uint64_t size,
     uint64_t retries = g->file.retries;
     int ret;
 
+    assert(bql_locked());
     ret = kvm_gmem_convert(&g->file, offset, size, to_private, phase,
                            content, errp);
     trace_kvm_gmem_convert(memory_region_name(g->ram_block->mr), offset, size,
@@ -408,12 +410,14 @@ static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
 int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
                            KvmGuestMemfdContent content, Error **errp)
 {
+    BQL_LOCK_GUARD();
+
     if (start + size < start) {
         error_setg(errp, "cannot convert 0x%" HWADDR_PRIx "+0x%" HWADDR_PRIx
                    ": the range wraps around", start, size);
         return -EINVAL;
     }
-    /* A request refused is refused whole, before anything is converted */
+    /* What QEMU refuses, it refuses whole, before anything is converted */
     return kvm_gmem_walk_range(start, size, to_private, content, false,
                                errp) ?:
            kvm_gmem_walk_range(start, size, to_private, content, true, errp);

@@ -468,6 +468,15 @@ static void test_private_host_paths(void)
                     "host");
     qobject_unref(rsp);
     assert_alive(qts);
+    /* ...also where the piece read is in part no memory at all */
+    rsp = qtest_qmp(qts, "{ 'execute': 'pmemsave', 'arguments': { "
+                    "'val': %d, 'size': 1024, 'filename': %s } }",
+                    RAM_MB * 1024 * 1024 - 512, file);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "guest memory at 0x1fffe00+0x400 cannot be read by the "
+                    "host");
+    qobject_unref(rsp);
+    assert_alive(qts);
 
     /* qtest itself: reads and writes that fail, not fault */
     qtest_readl(qts, 0x100000);
@@ -535,6 +544,81 @@ static void test_object_add(void)
                              " 'id': 'hp2', 'size': %d } }", 16 << 20);
     qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', 'arguments': {"
                              " 'id': 'hp0' } }");
+    qtest_quit(qts);
+}
+
+/* How many backends query-kvm-guest-memfd reports */
+static int count_gmem_backends(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-kvm-guest-memfd' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                  "backends");
+    int n = qlist_size(list);
+
+    qobject_unref(resp);
+    return n;
+}
+
+static char *migration_status(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    char *status = g_strdup(qdict_get_str(qdict_get_qdict(resp, "return"),
+                                          "status"));
+
+    qobject_unref(resp);
+    return status;
+}
+
+/*
+ * A backend added while a migration runs cannot have its CPR blocker
+ * (migration blockers cannot be added then): it is refused, nothing of it
+ * is left, and it can be added once the migration is over.
+ */
+static void test_object_add_migrating(void)
+{
+    QTestState *qts;
+    QDict *resp;
+    char *status;
+
+    if (!have_kvm()) {
+        return;
+    }
+    qts = start_vm("pc", "", "-S");
+    /* at 4 KiB/s, the migration is still running when the test ends it */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': 4096 } }");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'exec:cat > /dev/null' } }");
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': {"
+                     " 'qom-type': 'memory-backend-guest-memfd',"
+                     " 'id': 'm1', 'size': 1048576 } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "memory-backend-guest-memfd 'm1': disallowing "
+                    "migration blocker (migration/snapshot in progress) for: "
+                    "Memory region m1 uses guest_memfd, which is not "
+                    "supported with CPR.");
+    qobject_unref(resp);
+    g_assert_cmpint(count_gmem_backends(qts), ==, 1);
+    check_gmem_backend(qts, "m0", RAM_MB * MiB, 0);
+    status = migration_status(qts);
+    g_assert(g_str_equal(status, "setup") || g_str_equal(status, "active"));
+    g_free(status);
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate_cancel' }");
+    for (;;) {
+        status = migration_status(qts);
+        if (g_str_equal(status, "cancelled")) {
+            break;
+        }
+        g_free(status);
+        g_usleep(10 * 1000);
+    }
+    g_free(status);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': {"
+                             " 'qom-type': 'memory-backend-guest-memfd',"
+                             " 'id': 'm1', 'size': 1048576 } }");
+    g_assert_cmpint(count_gmem_backends(qts), ==, 2);
+    check_gmem_backend(qts, "m1", MiB, 0);
     qtest_quit(qts);
 }
 
@@ -2579,6 +2663,8 @@ int main(int argc, char **argv)
                    test_private_host_paths);
     qtest_add_func("/guest-memfd/private/virtio", test_private_virtio);
     qtest_add_func("/guest-memfd/object-add", test_object_add);
+    qtest_add_func("/guest-memfd/object-add-migrating",
+                   test_object_add_migrating);
     qtest_add_func("/guest-memfd/help", test_help);
     qtest_add_func("/guest-memfd/convert-in-place/property",
                    test_convert_in_place_property);

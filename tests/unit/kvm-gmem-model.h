@@ -42,6 +42,7 @@ typedef struct Model {
     uint64_t flags_supported;
     int64_t busy_page;          /* EAGAIN while in range, busy_tries times */
     int busy_tries;
+    unsigned busy_from;         /* ...from this call on (0: any) */
     int fail_next;              /* errno of the next call */
     int punch_fail;
     unsigned calls, punches, backoffs;
@@ -90,7 +91,8 @@ static inline int model_set_attributes(void *opaque, int fd,
         m->fail_next = 0;
         return -err;
     }
-    if (m->busy_tries && m->busy_page >= offset / PAGE &&
+    if (m->busy_tries && m->calls >= m->busy_from &&
+        m->busy_page >= offset / PAGE &&
         m->busy_page < (offset + size) / PAGE) {
         m->busy_tries--;
         *error_offset = m->busy_page * PAGE;

@@ -73,6 +73,39 @@ static void test_rollback_kernel(void)
     fixture_destroy_listeners(&x, ls, 1);
 }
 
+/*
+ * ...to all of them: one that fails to take it back goes without, and
+ * the others still get it
+ */
+static void test_rollback_kernel_listener(void)
+{
+    Fixture x;
+    TestListener a, b;
+    TestListener *ls[] = { &a, &b };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    listener_add(&x.f, &b, &x.m, 'B', 0, FILE_SIZE);
+    g_string_truncate(x.m.log, 0);
+
+    /* B, told first, fails to take the memory back */
+    x.m.fail_next = ENOMEM;
+    b.fail_in = 1;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME, UNSPEC,
+                                     &err), ==, -ENOMEM);
+    error_free_or_abort(&err);
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "DB 0+2000;DA 0+2000;KP 0+2000;PB 0+2000;PA 0+2000;");
+    check_state(&x, ls, 1);
+    g_assert_false(b.mapped[0] || b.mapped[1]);
+    g_assert_true(b.mapped[2]);
+
+    /* B is told of pages 0-1 when it goes, as of all shared memory */
+    b.mapped[0] = b.mapped[1] = true;
+    fixture_destroy_listeners(&x, ls, 2);
+}
+
 /* A listener failure toward shared converts the kernel back */
 static void test_rollback_listener(void)
 {
@@ -104,6 +137,37 @@ static void test_rollback_listener(void)
     check_state(&x, ls, 2);
 
     fixture_destroy_listeners(&x, ls, 2);
+}
+
+/* Converting back retries busy pages as any conversion does */
+static void test_rollback_busy(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_string_truncate(x.m.log, 0);
+
+    /* A fails; page 1 is busy for the first two calls that convert back */
+    a.fail_in = 1;
+    x.m.busy_page = 1;
+    x.m.busy_tries = 2;
+    x.m.busy_from = x.m.calls + 2;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 2 * PAGE, false, RUNTIME,
+                                     UNSPEC, &err), ==, -ENOMEM);
+    error_free_or_abort(&err);
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "KS 0+2000;PA 0+2000;KP 0+2000;KP 0+2000;KP 0+2000;");
+    g_assert_cmpuint(x.f.retries, ==, 2);
+    g_assert(kvm_gmem_file_is(&x.f, 0, 2 * PAGE, false));
+    check_state(&x, ls, 1);
+
+    fixture_destroy_listeners(&x, ls, 1);
 }
 
 /* Busy pages: bounded retries, then a clear failure */
@@ -347,8 +411,11 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/kvm-gmem-convert/order", test_order);
     g_test_add_func("/kvm-gmem-convert/rollback-kernel", test_rollback_kernel);
+    g_test_add_func("/kvm-gmem-convert/rollback-kernel-listener",
+                    test_rollback_kernel_listener);
     g_test_add_func("/kvm-gmem-convert/rollback-listener",
                     test_rollback_listener);
+    g_test_add_func("/kvm-gmem-convert/rollback-busy", test_rollback_busy);
     g_test_add_func("/kvm-gmem-convert/eagain", test_eagain);
     g_test_add_func("/kvm-gmem-convert/content", test_content);
     g_test_add_func("/kvm-gmem-convert/invalid", test_invalid);
