@@ -559,16 +559,6 @@ static int count_gmem_backends(QTestState *qts)
     return n;
 }
 
-static char *migration_status(QTestState *qts)
-{
-    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-    char *status = g_strdup(qdict_get_str(qdict_get_qdict(resp, "return"),
-                                          "status"));
-
-    qobject_unref(resp);
-    return status;
-}
-
 /*
  * A backend added while a migration runs cannot have its CPR blocker
  * (migration blockers cannot be added then): it is refused, nothing of it
@@ -585,8 +575,7 @@ static void test_object_add_migrating(void)
     }
     qts = start_vm("pc", "", "-S");
     /* at 4 KiB/s, the migration is still running when the test ends it */
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-bandwidth': 4096 } }");
+    migrate_set_parameter_int(qts, "max-bandwidth", 4096);
     qtest_qmp_assert_success(qts, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': 'exec:cat > /dev/null' } }");
     resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': {"
@@ -600,20 +589,12 @@ static void test_object_add_migrating(void)
     qobject_unref(resp);
     g_assert_cmpint(count_gmem_backends(qts), ==, 1);
     check_gmem_backend(qts, "m0", RAM_MB * MiB, 0);
-    status = migration_status(qts);
+    status = migrate_query_status(qts);
     g_assert(g_str_equal(status, "setup") || g_str_equal(status, "active"));
     g_free(status);
 
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate_cancel' }");
-    for (;;) {
-        status = migration_status(qts);
-        if (g_str_equal(status, "cancelled")) {
-            break;
-        }
-        g_free(status);
-        g_usleep(10 * 1000);
-    }
-    g_free(status);
+    migrate_cancel(qts);
+    wait_for_migration_status(qts, "cancelled", NULL);
     qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': {"
                              " 'qom-type': 'memory-backend-guest-memfd',"
                              " 'id': 'm1', 'size': 1048576 } }");
