@@ -3,10 +3,16 @@
 #
 # Install what building and testing qemu-gmem needs on Debian 12 (bookworm).
 #
-# Adds exactly two apt sources: a deb-src entry for the suite that carries
-# qemu 1:10.2.2+ds-1 (source only, no binaries), and bookworm-backports, from
-# which only meson, python3-pycotap and seabios are taken (backports is
-# NotAutomatic, so nothing else is pulled from it).
+# The package mirror is the one this machine already uses: the URI of its
+# existing apt source for Debian's main archive (the entry that serves the
+# release's own suite, e.g. "bookworm"), read from /etc/apt/sources.list
+# and /etc/apt/sources.list.d/ in either format.  A local mirror works the
+# same way; APT_MIRROR=URI overrides the choice.
+#
+# Adds exactly two apt sources on that mirror: a deb-src entry for the
+# suite that carries qemu 1:10.2.2+ds-1 (source only, no binaries), and
+# bookworm-backports, from which only meson, python3-pycotap and seabios
+# are taken (backports is NotAutomatic, so nothing else is pulled from it).
 set -eu
 
 if [ "$(id -u)" != 0 ]; then
@@ -18,22 +24,61 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 . /etc/os-release
-if [ "${VERSION_CODENAME:-}" != bookworm ]; then
+CODENAME=${VERSION_CODENAME:-bookworm}
+if [ "$CODENAME" != bookworm ]; then
     echo "setup: warning: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}" >&2
 fi
 
-SRC_SUITE=${QEMU_SRC_SUITE:-sid}
 LIST=/etc/apt/sources.list.d/qemu-gmem.sources
+
+# Print "URI" for every enabled binary source that serves suite $1, in the
+# order apt reads them; our own file is skipped.
+apt_uris_for_suite() {
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        # one-line format: deb [options] URI suite component...
+        sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" |
+            awk -v s="$1" '$1 == "deb" && $3 == s { print $2 }'
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && [ "$f" != "$LIST" ] || continue
+        # deb822: stanzas separated by blank lines
+        awk -v s="$1" '
+            function flush() {
+                if (types ~ /(^| )deb( |$)/ && enabled != "no")
+                    for (i = 1; i <= nsu; i++)
+                        if (su[i] == s) { for (j = 1; j <= nu; j++) print u[j]; break }
+                types = ""; enabled = ""; nu = 0; nsu = 0
+            }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            tolower($1) == "types:"   { types = ""; for (i = 2; i <= NF; i++) types = types " " $i; types = types " " }
+            tolower($1) == "enabled:" { enabled = tolower($2) }
+            tolower($1) == "uris:"    { nu = 0; for (i = 2; i <= NF; i++) u[++nu] = $i }
+            tolower($1) == "suites:"  { nsu = 0; for (i = 2; i <= NF; i++) su[++nsu] = $i }
+            END { flush() }' "$f"
+    done
+}
+
+MIRROR=${APT_MIRROR:-$(apt_uris_for_suite "$CODENAME" | head -1)}
+if [ -z "$MIRROR" ]; then
+    echo "setup: no apt source of this machine serves the suite '$CODENAME'" >&2
+    echo "setup: add your Debian mirror to /etc/apt/sources.list, or give it as APT_MIRROR=URI" >&2
+    exit 1
+fi
+echo "setup: using this machine's Debian mirror $MIRROR"
+
+SRC_SUITE=${QEMU_SRC_SUITE:-sid}
 want=$(cat <<SOURCES
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $MIRROR
 Suites: $SRC_SUITE
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
+Types: deb deb-src
+URIs: $MIRROR
+Suites: $CODENAME-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
@@ -42,7 +87,7 @@ if [ ! -f "$LIST" ] || [ "$(cat "$LIST")" != "$want" ]; then
     printf '%s\n' "$want" > "$LIST"
     stamp=
 else
-    stamp=$(find /var/lib/apt/lists -maxdepth 1 -name '*bookworm-backports*Packages*' -mmin -1440 2>/dev/null | head -1)
+    stamp=$(find /var/lib/apt/lists -maxdepth 1 -name "*$CODENAME-backports*Packages*" -mmin -1440 2>/dev/null | head -1)
 fi
 [ -n "$stamp" ] || apt-get update -q
 
@@ -52,5 +97,9 @@ apt-get install -y -q --no-install-recommends \
     libglib2.0-dev zlib1g-dev libpixman-1-dev libslirp-dev libfdt-dev \
     lib32gcc-12-dev ipxe-qemu ccache perl git libnuma-dev \
     clang libclang-rt-14-dev \
-    meson/bookworm-backports python3-pycotap/bookworm-backports \
-    seabios/bookworm-backports
+    libcap-ng-dev libattr1-dev \
+    libjson-c-dev xsltproc libnl-3-dev libnl-route-3-dev libxml2-dev \
+    libgnutls28-dev libtirpc-dev libxml2-utils \
+    flex bison m4 bc cpio libelf-dev busybox-static \
+    meson/$CODENAME-backports python3-pycotap/$CODENAME-backports \
+    seabios/$CODENAME-backports
