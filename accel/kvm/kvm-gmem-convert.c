@@ -252,13 +252,15 @@ static int kvm_gmem_set_attributes(KvmGmemFile *f, uint64_t offset,
     for (unsigned attempt = 1; ; attempt++) {
         ret = f->ops->set_attributes(f->opaque, f->fd, offset, size, attrs,
                                      flags, &error_offset);
-        if (ret != -EAGAIN || attempt == KVM_GMEM_CONVERT_TRIES) {
+        /* Only conversions to private check that pages are unused */
+        if (ret != -EAGAIN || !to_private ||
+            attempt == KVM_GMEM_CONVERT_TRIES) {
             break;
         }
         f->retries++;
         f->ops->backoff(f->opaque, attempt);
     }
-    if (ret == -EAGAIN) {
+    if (ret == -EAGAIN && to_private) {
         error_setg(errp, "cannot convert guest_memfd range 0x%" PRIx64
                    "+0x%" PRIx64 " to %s: offset 0x%" PRIx64 " is still "
                    "in use after %d tries", offset, size,

@@ -5,8 +5,10 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
 #include "hw/boards.h"
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "system/confidential-guest-support.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
@@ -17,41 +19,107 @@
 static KvmGmemCaps kvm_gmem_caps;
 static KvmGmemTable kvm_gmem_table;
 
-static uint64_t kvm_gmem_check(KVMState *s, unsigned int cap)
+static uint64_t kvm_gmem_check(void *opaque, unsigned int cap)
 {
-    int ret = kvm_vm_check_extension(s, cap);
+    int ret = kvm_vm_check_extension(opaque, cap);
 
     return ret > 0 ? ret : 0;
+}
+
+/* The module parameter that switches in-place conversion, if any */
+static KvmGmemParam kvm_gmem_param(void)
+{
+    if (access("/sys/module/kvm/parameters/gmem_in_place_conversion",
+               F_OK) == 0) {
+        return KVM_GMEM_PARAM_GMEM_IN_PLACE;
+    }
+    if (access("/sys/module/kvm/parameters/vm_memory_attributes",
+               F_OK) == 0) {
+        return KVM_GMEM_PARAM_VM_MEMORY_ATTRS;
+    }
+    return KVM_GMEM_PARAM_UNKNOWN;
+}
+
+static int kvm_gmem_try(void *opaque, bool to_private, uint64_t flags)
+{
+    struct kvm_memory_attributes2 attrs = {
+        .size = qemu_real_host_page_size(),
+        .attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+        .flags = flags,
+    };
+    int ret = ioctl(*(int *)opaque, KVM_SET_MEMORY_ATTRIBUTES2, &attrs);
+
+    ret = ret < 0 ? -errno : 0;
+    trace_kvm_gmem_caps_try(to_private, flags, ret);
+    return ret;
+}
+
+/*
+ * Confirm what the capabilities claim about converting in place on a
+ * guest_memfd of one page, created for it and closed again.
+ */
+static void kvm_gmem_confirm(KVMState *s, KvmGmemCaps *caps)
+{
+    uint64_t shared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+    bool start_shared = (caps->gmem_flags & shared) == shared;
+    struct kvm_create_guest_memfd gmem = {
+        .size = qemu_real_host_page_size(),
+        .flags = start_shared ? shared : 0,
+    };
+    Error *err = NULL;
+    int fd;
+
+    if (!(caps->gmem_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+        return;
+    }
+    fd = kvm_vm_ioctl(s, KVM_CREATE_GUEST_MEMFD, &gmem);
+    if (fd < 0) {
+        warn_report("KVM capability %u reports that guest_memfd memory "
+                    "converts in place, but a guest_memfd to check it "
+                    "cannot be created (%s): ignoring it",
+                    caps->gmem_attrs_cap, strerror(-fd));
+        caps->gmem_attrs = caps->attr2_flags = 0;
+        caps->pre_launch_flags = caps->post_launch_flags = 0;
+        return;
+    }
+    if (!kvm_gmem_caps_confirm(caps, start_shared, kvm_gmem_try, &fd,
+                               &err)) {
+        warn_report_err(err);
+    }
+    close(fd);
 }
 
 bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp)
 {
     KvmGmemCaps *caps = &kvm_gmem_caps;
+    ConfidentialGuestSupport *cgs = ms->cgs;
 
-    caps->guest_memfd = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD) &&
-                        kvm_gmem_check(s, KVM_CAP_USER_MEMORY2);
-    caps->gmem_flags = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD_FLAGS);
-    caps->vm_attrs = kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES);
-    caps->gmem_attrs = kvm_gmem_check(s, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES);
-    caps->attr2_flags = kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS);
-    caps->pre_launch_flags =
-        kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_PRE_LAUNCH_FLAGS);
-    caps->post_launch_flags =
-        kvm_gmem_check(s, KVM_CAP_MEMORY_ATTRIBUTES2_POST_LAUNCH_FLAGS);
-    /* The confidential guests that need guest_memfd populate it at launch */
-    caps->launch_update = machine_require_guest_memfd(ms);
+    kvm_gmem_caps_read(caps, kvm_gmem_check, s);
+    caps->param = kvm_gmem_param();
+    /* The confidential guests that encrypt memory populate it at launch */
+    caps->private_plain = cgs && cgs->private_plain;
+    caps->launch_update = machine_require_guest_memfd(ms) &&
+                          !caps->private_plain;
+    kvm_gmem_confirm(s, caps);
 
     kvm_gmem_caps_table(caps, &kvm_gmem_table);
     trace_kvm_gmem_caps(KvmGuestMemfdMode_str(kvm_gmem_table.mode),
                         caps->gmem_flags, caps->vm_attrs, caps->gmem_attrs,
+                        caps->gmem_attrs_cap,
                         caps->attr2_flags, caps->pre_launch_flags,
                         caps->post_launch_flags, caps->launch_update);
 
     if (machine_convert_in_place(ms) &&
         !kvm_gmem_check_in_place(&kvm_gmem_table, errp)) {
-        error_prepend(errp, "%s '%s' has convert-in-place=on, but ",
+        /* Some types always convert in place, others on request */
+        bool asked = object_property_find(OBJECT(ms->cgs),
+                                          "convert-in-place");
+
+        error_prepend(errp, "%s '%s' %s, but ",
                       object_get_typename(OBJECT(ms->cgs)),
-                      object_get_canonical_path_component(OBJECT(ms->cgs)));
+                      object_get_canonical_path_component(OBJECT(ms->cgs)),
+                      asked ? "has convert-in-place=on" :
+                      "converts memory in place");
         return false;
     }
     /* Without VM memory attributes, there is no second backing */
@@ -59,10 +127,15 @@ bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp)
         kvm_gmem_table.mode == KVM_GUEST_MEMFD_MODE_IN_PLACE &&
         !(caps->vm_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
         error_setg(errp, "%s '%s' needs convert-in-place=on: the host's KVM "
-                   "converts guest_memfd memory in place "
-                   "(kvm.vm_memory_attributes=0) and keeps no private memory "
-                   "apart", object_get_typename(OBJECT(ms->cgs)),
+                   "converts guest_memfd memory in place and keeps no "
+                   "private memory apart",
+                   object_get_typename(OBJECT(ms->cgs)),
                    object_get_canonical_path_component(OBJECT(ms->cgs)));
+        error_append_hint(errp, "Add convert-in-place=on to %s '%s', with "
+                          "memory-backend-guest-memfd for guest RAM.\n",
+                          object_get_typename(OBJECT(ms->cgs)),
+                          object_get_canonical_path_component(
+                              OBJECT(ms->cgs)));
         return false;
     }
     return true;

@@ -120,12 +120,14 @@ void kvm_gmem_listener_del(KvmGmemFile *f, KvmGmemListener *l);
  * kernel converts, and the listeners get the memory back if it fails.
  * Toward shared, the kernel converts first, then the listeners are told,
  * and if one fails the kernel converts the range back.  While the kernel
- * reports EAGAIN (a page still referenced), the conversion is retried up
- * to KVM_GMEM_CONVERT_TRIES times.  A content request this host cannot
- * honour fails: it is never weakened.  On failure, the shared/private
- * state of every page is as it was; only memory that the kernel had made
- * shared before a listener failed, and that was converted back, has lost
- * its contents, as a conversion to private without PRESERVE does.
+ * reports EAGAIN toward private (a page still referenced), the conversion
+ * is retried up to KVM_GMEM_CONVERT_TRIES times; toward shared the kernel
+ * checks no references, and an EAGAIN is an error like any other.  A
+ * content request this host cannot honour fails: it is never weakened.
+ * On failure, the shared/private state of every page is as it was; only
+ * memory that the kernel had made shared before a listener failed, and
+ * that was converted back, has lost its contents, as a conversion to
+ * private without PRESERVE does.
  *
  * Returns: 0 or -errno.
  */

@@ -4,11 +4,10 @@
  * PROPOSED, not in any released kernel, so it cannot be imported into
  * linux-headers/ by scripts/update-linux-headers.sh.  From the public
  * review of "KVM: guest_memfd: In-place conversion support" (newest
- * revision seen: v8) and the threads it grew from.  The numbers moved
- * between revisions: every proposed constant is here, so that one edit
- * retargets a revision.  Each group is guarded on its own, so that a
- * linux-headers update that brings some of them wins for those and this
- * file supplies the rest; remove it once linux-headers has them all.
+ * revision seen: v8) and the threads it grew from.  Each group is guarded
+ * on its own, so that a linux-headers update that brings some of them
+ * wins for those and this file supplies the rest; remove it once
+ * linux-headers has them all.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -18,21 +17,15 @@
 
 #include <linux/kvm.h>
 
-/* attributes KVM_SET_MEMORY_ATTRIBUTES2 accepts on a guest_memfd (v8) */
-#ifndef KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES
-#define KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES 250   /* 246, 248, 249 before */
-#endif
-
-/* proposed in v4/v5: content flags of KVM_SET_MEMORY_ATTRIBUTES2 */
-#ifndef KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS
-#define KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS 251        /* 250 in v4 */
-#endif
-
-/* proposed in review of v5: the same, per launch phase */
-#ifndef KVM_CAP_MEMORY_ATTRIBUTES2_PRE_LAUNCH_FLAGS
-#define KVM_CAP_MEMORY_ATTRIBUTES2_PRE_LAUNCH_FLAGS 252
-#define KVM_CAP_MEMORY_ATTRIBUTES2_POST_LAUNCH_FLAGS 253
-#endif
+/*
+ * KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES and KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS
+ * are not defined here: their numbers moved with every revision and were
+ * given to other capabilities later, so accel/kvm/kvm-gmem-caps.c keeps
+ * the numbers of each revision and confirms what they answer by
+ * converting memory.  The per-launch-phase flag capabilities proposed in
+ * review were never numbered; QEMU reads them only where a kernel header
+ * defines them.
+ */
 
 /* A guest_memfd ioctl, with KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES */
 #ifndef KVM_SET_MEMORY_ATTRIBUTES2

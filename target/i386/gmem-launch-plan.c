@@ -32,19 +32,23 @@ static const GmemLaunchKindInfo gmem_launch_kinds[GMEM_LAUNCH_KIND__MAX] = {
     [GMEM_LAUNCH_SNP_NORMAL] = {
         "SEV-SNP page", GMEM_LAUNCH_SNP, KVM_GUEST_MEMFD_CONTENT_PRESERVE,
     },
-    /* The firmware zeroes it, whatever it held */
+    /*
+     * The firmware zeroes it, whatever it held; QEMU writes zeros first, so
+     * that nothing is populated in place from a page never written (the
+     * kernel may refuse such pages)
+     */
     [GMEM_LAUNCH_SNP_ZERO] = {
         "SEV-SNP zero page", GMEM_LAUNCH_SNP,
-        KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
+        KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED, true,
     },
     [GMEM_LAUNCH_SNP_UNMEASURED] = {
         "SEV-SNP unmeasured page", GMEM_LAUNCH_SNP,
         KVM_GUEST_MEMFD_CONTENT_PRESERVE,
     },
-    /* The firmware fills it */
+    /* The firmware fills it; written with zeros first, as the zero page */
     [GMEM_LAUNCH_SNP_SECRETS] = {
         "SEV-SNP secrets page", GMEM_LAUNCH_SNP,
-        KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED,
+        KVM_GUEST_MEMFD_CONTENT_UNSPECIFIED, true,
     },
     /*
      * The firmware checks it, and writes its corrections back to the

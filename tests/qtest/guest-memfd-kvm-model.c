@@ -10,15 +10,35 @@
  *   none), logged to the file GMEM_KVM_MODEL_LOG.
  * - As the kernel does, a range of a guest_memfd can be bound to one
  *   memory slot only (EEXIST), whatever the address space.
- * - KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works as the in-place
- *   series documents it: EINVAL for a misaligned, empty or out-of-file
- *   range, for attributes other than PRIVATE, for flags outside
- *   GMEM_KVM_MODEL_FLAGS (default 0, as in v6 to v8) and for reserved
- *   bytes; EAGAIN with error_offset while the page at file offset
- *   GMEM_KVM_MODEL_BUSY is referenced (the first GMEM_KVM_MODEL_BUSY_TRIES
- *   calls, or always); otherwise the whole range converts at once.  Each
- *   file starts shared or private as its flags say.  Calls are logged to
- *   GMEM_KVM_MODEL_LOG.
+ * - GMEM_KVM_MODEL_INPLACE=v8 (or v7, v5, v4) makes KVM a kernel with
+ *   that revision of the guest_memfd in-place conversion series, booted
+ *   with in-place conversion on; without it, KVM_SET_MEMORY_ATTRIBUTES2
+ *   fails with ENOTTY, as where the ioctl does not exist.  Each behaviour
+ *   follows the posted series (v8, 2026-06-18, and v5 for the content
+ *   flags), as the project's kernel-uapi notes (section 2) summarise it;
+ *   the kernel lab's differential test (tests/kernel-lab/) compares this
+ *   model with a real v8 kernel:
+ *   - KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES, at 250 in v8 and 249 before,
+ *     reads PRIVATE on /dev/kvm and on the fd of a VM type with private
+ *     memory (SW-protected, SEV-SNP, TDX), 0 on a default VM's fd; v4
+ *     and v5 have KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS at 250, reading
+ *     GMEM_KVM_MODEL_FLAGS (default ZERO|PRESERVE);
+ *   - KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fails, in v8's order,
+ *     with EINVAL for flags (v6-v8: any; v4/v5: unknown ones or both),
+ *     reserved bytes, a guest_memfd of a VM type without private memory,
+ *     attributes other than PRIVATE, and an empty, misaligned or
+ *     out-of-file range; v4/v5 with EOPNOTSUPP for a flag not advertised
+ *     and ZERO toward private.  A range that has the requested
+ *     attributes already returns 0 at once (unless a content flag is
+ *     given).  Toward private only, EAGAIN with error_offset while the
+ *     page at file offset GMEM_KVM_MODEL_BUSY is referenced (the first
+ *     GMEM_KVM_MODEL_BUSY_TRIES calls, or always); ENOMEM with
+ *     error_offset = offset for a range that starts at file offset
+ *     GMEM_KVM_MODEL_ENOMEM.  Otherwise the whole range converts.  Each
+ *     file starts shared or private as its flags say.  Calls are logged
+ *     to GMEM_KVM_MODEL_LOG.
+ * - With GMEM_KVM_MODEL_SWPROT=1, KVM_X86_SW_PROTECTED_VM is a VM type
+ *   (an ordinary VM underneath).
  * - The guest's "in eax, 0x99" (GMEM_GUEST_MODEL_PORT) becomes the exit a
  *   confidential guest's conversion request produces, which the host's KVM
  *   cannot produce for an ordinary VM: with eax = 12, KVM_EXIT_HYPERCALL
@@ -30,20 +50,27 @@
  *   in-place series documents it, with no encryption: KVM_X86_SNP_VM is a
  *   VM type (an ordinary VM underneath), /dev/sev answers
  *   SEV_PLATFORM_STATUS, and KVM_MEMORY_ENCRYPT_OP takes KVM_SEV_INIT2 and
- *   the SNP launch commands.  KVM_SEV_SNP_LAUNCH_UPDATE fails with EINVAL
- *   unless every page is bound to a guest_memfd and private in it; it
- *   reads each page in place (NULL uaddr) or copies it from uaddr first,
- *   and logs a checksum of what it measured (and, with a uaddr, of what
- *   the page held before).  KVM_SEV_SNP_LAUNCH_FINISH
+ *   the SNP launch commands.  KVM_SEV_SNP_LAUNCH_UPDATE updates pages
+ *   from the first on while they are bound to a guest_memfd and private
+ *   in it: EIO if the first is not, otherwise 0 with gfn_start, len and
+ *   uaddr advanced past the pages it did, as the kernel reports progress
+ *   (not all or nothing).  It reads each page in place (NULL uaddr) or
+ *   copies it from uaddr first, and logs a checksum of what it measured
+ *   (and, with a uaddr, of what the page held before).  The page at
+ *   GMEM_KVM_MODEL_SHARED_GPA is made shared before each launch update
+ *   (SNP and TDX), as a concurrent conversion would.
+ *   KVM_SEV_SNP_LAUNCH_FINISH
  *   logs how many pages that memory slots bind to a guest_memfd, that is
  *   the guest's memory, are still shared.
  * - With GMEM_KVM_MODEL_TDX=1, likewise for TDX: KVM_X86_TDX_VM, and the
  *   TDX commands of KVM_MEMORY_ENCRYPT_OP.  KVM_TDX_CAPABILITIES offers
  *   every attribute and XFAM bit, and the host's supported CPUID as
  *   configurable; KVM_TDX_GET_CPUID returns the vCPU's CPUID.
- *   KVM_TDX_INIT_MEM_REGION has the rules of the SNP launch update above
- *   (source_addr for uaddr) and logs whether it extends the measurement
- *   and the first two bytes of the range;
+ *   KVM_TDX_INIT_MEM_REGION adds pages one at a time and stops at the
+ *   first that is not private, with EIO (the notes name no other errno
+ *   for TDX) and gpa, source_addr and nr_pages advanced past those it
+ *   added; it logs whether it extends the measurement and the first two
+ *   bytes of the range;
  *   KVM_TDX_FINALIZE_VM logs the shared pages as LAUNCH_FINISH does.
  *
  * - KVM_CREATE_GUEST_MEMFD fails with ENOMEM, as when the host is out of
@@ -196,6 +223,7 @@ typedef struct File {
     ino_t ino;
     unsigned long long size;
     bool init_shared;
+    bool private_vm;            /* made on a VM type with private memory */
     unsigned char *private;     /* one byte per page */
     unsigned busy_calls;
 } File;
@@ -239,7 +267,12 @@ static File *file_of(int fd, bool create, bool init_shared)
     }
     for (int i = 0; i < nr_files; i++) {
         if (files[i].ino == st.st_ino) {
-            return &files[i];
+            if (!create) {
+                return &files[i];
+            }
+            /* a new file where a closed one was: forget the old one */
+            free(files[i].private);
+            files[i--] = files[--nr_files];
         }
     }
     if (!create || nr_files == MAX_FILES) {
@@ -255,14 +288,33 @@ static File *file_of(int fd, bool create, bool init_shared)
     return &files[nr_files++];
 }
 
-static void log_attributes(const struct kvm_memory_attributes2 *a, int ret)
+/* Is the file @fd bound to a memory slot, that is guest memory? */
+static bool bound(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st)) {
+        return false;
+    }
+    for (int i = 0; i < nr_bindings; i++) {
+        if (bindings[i].ino == st.st_ino) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Calls on guest memory as "attributes", others (QEMU's probe) apart */
+static void log_attributes(int fd, const struct kvm_memory_attributes2 *a,
+                           int ret)
 {
     const char *path = getenv("GMEM_KVM_MODEL_LOG");
     FILE *f = path ? fopen(path, "a") : NULL;
 
     if (f) {
-        fprintf(f, "attributes offset=0x%llx size=0x%llx attributes=0x%llx "
+        fprintf(f, "%s offset=0x%llx size=0x%llx attributes=0x%llx "
                 "flags=0x%llx ret=%d error_offset=0x%llx\n",
+                bound(fd) ? "attributes" : "unbound-attributes",
                 (unsigned long long)a->offset, (unsigned long long)a->size,
                 (unsigned long long)a->attributes,
                 (unsigned long long)a->flags, ret,
@@ -271,37 +323,80 @@ static void log_attributes(const struct kvm_memory_attributes2 *a, int ret)
     }
 }
 
+/* The revision of the in-place series GMEM_KVM_MODEL_INPLACE names, or 0 */
+static int model_inplace(void)
+{
+    const char *v = getenv("GMEM_KVM_MODEL_INPLACE");
+
+    if (!v || v[0] != 'v' || v[1] < '4' || v[1] > '9' || v[2]) {
+        return 0;
+    }
+    return v[1] - '0';
+}
+
+/* The content flags of v4/v5, or 0 */
+static unsigned long long model_flags(void)
+{
+    return model_inplace() <= 5 ?
+           env_ull("GMEM_KVM_MODEL_FLAGS",
+                   KVM_SET_MEMORY_ATTRIBUTES2_ZERO |
+                   KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE) : 0;
+}
+
 static int set_attributes(int fd, struct kvm_memory_attributes2 *a)
 {
-    File *file = file_of(fd, true, true);
+    const unsigned long long zero = KVM_SET_MEMORY_ATTRIBUTES2_ZERO;
+    const unsigned long long preserve = KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE;
+    File *file = file_of(fd, false, false);
     unsigned long long busy = env_ull("GMEM_KVM_MODEL_BUSY", ~0ULL);
     unsigned long long busy_tries = env_ull("GMEM_KVM_MODEL_BUSY_TRIES", ~0ULL);
+    bool to_private = a->attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE;
+    int rev = model_inplace();
+    bool done = true;
 
-    if (!file) {
+    if (!file || !rev) {
         return -ENOTTY;
+    }
+    if (rev >= 6 ? a->flags != 0 :
+        (a->flags & ~(zero | preserve)) ||
+        ((a->flags & zero) && (a->flags & preserve))) {
+        return -EINVAL;
     }
     for (int i = 0; i < 11; i++) {
         if (a->reserved[i]) {
             return -EINVAL;
         }
     }
-    if (a->attributes & ~(unsigned long long)KVM_MEMORY_ATTRIBUTE_PRIVATE ||
-        a->flags & ~env_ull("GMEM_KVM_MODEL_FLAGS", 0) ||
-        (a->flags & KVM_SET_MEMORY_ATTRIBUTES2_ZERO &&
-         a->flags & KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE)) {
+    if (!file->private_vm ||
+        a->attributes & ~(unsigned long long)KVM_MEMORY_ATTRIBUTE_PRIVATE) {
         return -EINVAL;
     }
-    if (!a->size || (a->offset | a->size) & (MODEL_PAGE - 1) ||
+    if (!a->size || a->offset + a->size < a->offset ||
+        (a->offset | a->size) & (MODEL_PAGE - 1) ||
         a->offset >= file->size || a->size > file->size - a->offset) {
         return -EINVAL;
     }
-    if (busy >= a->offset && busy - a->offset < a->size &&
+    if ((a->flags & ~model_flags()) || (to_private && (a->flags & zero))) {
+        return -EOPNOTSUPP;
+    }
+    for (unsigned long long off = a->offset; off < a->offset + a->size;
+         off += MODEL_PAGE) {
+        done &= file->private[off / MODEL_PAGE] == to_private;
+    }
+    if (done && !a->flags) {
+        return 0;
+    }
+    if (to_private && busy >= a->offset && busy - a->offset < a->size &&
         file->busy_calls < busy_tries) {
         file->busy_calls++;
         a->error_offset = busy & ~(MODEL_PAGE - 1);
         return -EAGAIN;
     }
-    memset(file->private + a->offset / MODEL_PAGE, !!a->attributes,
+    if (a->offset == env_ull("GMEM_KVM_MODEL_ENOMEM", ~0ULL)) {
+        a->error_offset = a->offset;
+        return -ENOMEM;
+    }
+    memset(file->private + a->offset / MODEL_PAGE, to_private,
            a->size / MODEL_PAGE);
     return 0;
 }
@@ -404,9 +499,34 @@ static int vcpu_exit(int fd, int ret)
 static int sev_fd = -1;
 static int kvm_fd = -1;
 
+/* The type + 1 of each VM fd the model saw created; 0 for other fds */
+static unsigned char vm_types[MAX_VCPU_FD];
+
 static bool model_snp(void)
 {
     return listed("GMEM_KVM_MODEL_SNP", 1);
+}
+
+static bool model_swprot(void)
+{
+    return listed("GMEM_KVM_MODEL_SWPROT", 1);
+}
+
+/* Is @fd the fd of a VM whose type has no private memory? */
+static bool default_vm(int fd)
+{
+    int type = fd >= 0 && fd < MAX_VCPU_FD ? vm_types[fd] - 1 : -1;
+
+    return type >= 0 && type != KVM_X86_SW_PROTECTED_VM &&
+           type != KVM_X86_SNP_VM && type != KVM_X86_TDX_VM;
+}
+
+/* The VM types the model adds, as KVM_CAP_VM_TYPES bits */
+static int model_vm_types(void)
+{
+    return (model_swprot() ? 1 << KVM_X86_SW_PROTECTED_VM : 0) |
+           (model_snp() ? 1 << KVM_X86_SNP_VM : 0) |
+           (listed("GMEM_KVM_MODEL_TDX", 1) ? 1 << KVM_X86_TDX_VM : 0);
 }
 
 static bool model_tdx(void)
@@ -493,19 +613,34 @@ static const Binding *binding_of(unsigned long long gpa)
     return NULL;
 }
 
-/* Is all of [@gpa, @gpa + @len) guest_memfd memory, and private? */
-static bool all_private(unsigned long long gpa, unsigned long long len)
+/* How many bytes from @gpa, up to @len, are guest_memfd memory and private */
+static unsigned long long private_prefix(unsigned long long gpa,
+                                         unsigned long long len)
 {
-    for (unsigned long long off = 0; off < len; off += MODEL_PAGE) {
+    unsigned long long off;
+
+    for (off = 0; off < len; off += MODEL_PAGE) {
         const Binding *b = binding_of(gpa + off);
         File *file = b ? file_of(b->fd, false, false) : NULL;
 
         if (!file ||
             !file->private[(b->start + gpa + off - b->gpa) / MODEL_PAGE]) {
-            return false;
+            break;
         }
     }
-    return true;
+    return off;
+}
+
+/* The page at GMEM_KVM_MODEL_SHARED_GPA becomes shared, as if converted */
+static void share_injected_page(void)
+{
+    unsigned long long gpa = env_ull("GMEM_KVM_MODEL_SHARED_GPA", ~0ULL);
+    const Binding *b = gpa != ~0ULL ? binding_of(gpa) : NULL;
+    File *file = b ? file_of(b->fd, false, false) : NULL;
+
+    if (file) {
+        file->private[(b->start + gpa - b->gpa) / MODEL_PAGE] = 0;
+    }
 }
 
 /*
@@ -549,7 +684,7 @@ static int populate(unsigned long long gpa, unsigned long long len,
 static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
 {
     unsigned long long gpa = u->gfn_start * MODEL_PAGE;
-    unsigned long long sum, before;
+    unsigned long long sum, before, len;
     unsigned head;
     const char *source = u->uaddr ? "copy" : "in-place";
     bool secrets = u->type == KVM_SEV_SNP_PAGE_TYPE_SECRETS;
@@ -560,13 +695,15 @@ static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
         u->type > KVM_SEV_SNP_PAGE_TYPE_CPUID) {
         return -EINVAL;
     }
-    /* Checked whole first: the range must be guest_memfd, and private */
-    if (!all_private(gpa, u->len)) {
+    /* Page by page while private; EIO if the first is not */
+    share_injected_page();
+    len = private_prefix(gpa, u->len);
+    if (!len) {
         model_printf("snp-update gpa=0x%llx len=0x%llx type=%u ret=%d\n",
-                     gpa, (unsigned long long)u->len, u->type, -EINVAL);
-        return -EINVAL;
+                     gpa, (unsigned long long)u->len, u->type, -EIO);
+        return -EIO;
     }
-    ret = populate(gpa, u->len,
+    ret = populate(gpa, len,
                    secrets ? NULL : (void *)(uintptr_t)u->uaddr,
                    u->type == KVM_SEV_SNP_PAGE_TYPE_ZERO, !secrets, &sum,
                    &before, &head);
@@ -575,19 +712,34 @@ static int snp_launch_update(struct kvm_sev_snp_launch_update *u)
     }
     /* With a source, also what the page held in place */
     model_printf("snp-update gpa=0x%llx len=0x%llx type=%u source=%s "
-                 "sum=0x%016llx", gpa, (unsigned long long)u->len,
-                 u->type, source, sum);
+                 "sum=0x%016llx", gpa, len, u->type, source, sum);
     if (u->uaddr) {
         model_printf(" before=0x%016llx", before);
     }
     model_printf("\n");
-    /* As the kernel reports progress */
-    u->gfn_start += u->len / MODEL_PAGE;
-    if (u->uaddr) {
-        u->uaddr += u->len;
+    /* As the kernel reports progress, also when it stopped early */
+    u->gfn_start += len / MODEL_PAGE;
+    if (u->uaddr && u->type != KVM_SEV_SNP_PAGE_TYPE_ZERO) {
+        u->uaddr += len;
     }
-    u->len = 0;
+    u->len -= len;
     return 0;
+}
+
+/* How many guest_memfds are guest memory (QEMU's probe file is not) */
+static int nr_bound_files(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < nr_files; i++) {
+        for (int j = 0; j < nr_bindings; j++) {
+            if (bindings[j].ino == files[i].ino) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
 }
 
 /* How many pages of the guest's memory are shared and private */
@@ -638,36 +790,44 @@ static int tdx_op(int fd, struct kvm_tdx_cmd *cmd)
     }
     case KVM_TDX_INIT_MEM_REGION: {
         struct kvm_tdx_init_mem_region *r = (void *)(uintptr_t)cmd->data;
-        unsigned long long len = r->nr_pages * MODEL_PAGE;
+        unsigned long long len = r->nr_pages * MODEL_PAGE, done;
         bool measure = cmd->flags & KVM_TDX_MEASURE_MEMORY_REGION;
         int ret;
 
-        if (!r->nr_pages || r->gpa & (MODEL_PAGE - 1) ||
-            !all_private(r->gpa, len)) {
-            model_printf("tdx-add gpa=0x%llx len=0x%llx ret=%d\n",
-                         (unsigned long long)r->gpa, len, -EINVAL);
+        if (!r->nr_pages || r->gpa & (MODEL_PAGE - 1)) {
             return -EINVAL;
         }
-        ret = populate(r->gpa, len, (void *)(uintptr_t)r->source_addr,
-                       false, true, &sum, &before, &head);
-        if (ret) {
-            return ret;
+        /* One page at a time, stopping at the first that is not private */
+        share_injected_page();
+        done = private_prefix(r->gpa, len);
+        if (done) {
+            ret = populate(r->gpa, done, (void *)(uintptr_t)r->source_addr,
+                           false, true, &sum, &before, &head);
+            if (ret) {
+                return ret;
+            }
+            model_printf("tdx-add gpa=0x%llx len=0x%llx source=%s "
+                         "measure=%d head=%04x sum=0x%016llx\n",
+                         (unsigned long long)r->gpa, done,
+                         r->source_addr ? "copy" : "in-place", measure,
+                         head, sum);
+            r->gpa += done;
+            if (r->source_addr) {
+                r->source_addr += done;
+            }
+            r->nr_pages -= done / MODEL_PAGE;
         }
-        model_printf("tdx-add gpa=0x%llx len=0x%llx source=%s measure=%d "
-                     "head=%04x sum=0x%016llx\n", (unsigned long long)r->gpa,
-                     len, r->source_addr ? "copy" : "in-place", measure,
-                     head, sum);
-        r->gpa += len;
-        if (r->source_addr) {
-            r->source_addr += len;
+        if (done < len) {
+            model_printf("tdx-add gpa=0x%llx len=0x%llx ret=%d\n",
+                         (unsigned long long)r->gpa, len - done, -EIO);
+            return -EIO;
         }
-        r->nr_pages = 0;
         return 0;
     }
     case KVM_TDX_FINALIZE_VM:
         count_bound(&shared, &private);
         model_printf("tdx-finalize files=%d shared=%llu private=%llu\n",
-                     nr_files, shared, private);
+                     nr_bound_files(), shared, private);
         return 0;
     default:
         return -EINVAL;
@@ -690,7 +850,7 @@ static int sev_vm_op(struct kvm_sev_cmd *cmd)
     case KVM_SEV_SNP_LAUNCH_FINISH:
         count_bound(&shared, &private);
         model_printf("snp-finish files=%d shared=%llu private=%llu\n",
-                     nr_files, shared, private);
+                     nr_bound_files(), shared, private);
         return 0;
     default:
         return -EINVAL;
@@ -709,20 +869,31 @@ int ioctl(int fd, unsigned long request, ...)
     if (!real_ioctl) {
         real_ioctl = dlsym(RTLD_NEXT, "ioctl");
     }
+    if (request == KVM_CREATE_VM) {
+        unsigned long type = (unsigned long)arg;
+        bool modelled = type < 32 && (model_vm_types() & 1 << type);
+        /* An ordinary VM underneath a modelled type */
+        int vfd = real_ioctl(fd, request, modelled ? (void *)0UL : arg);
+
+        if (type == KVM_X86_TDX_VM) {
+            kvm_fd = fd;
+        }
+        if (vfd >= 0 && vfd < MAX_VCPU_FD) {
+            vm_types[vfd] = type + 1;
+        }
+        return vfd;
+    }
+    if (request == KVM_CHECK_EXTENSION && (long)arg == KVM_CAP_VM_TYPES &&
+        model_vm_types()) {
+        int ret = real_ioctl(fd, request, arg);
+
+        return (ret > 0 ? ret : 1) | model_vm_types();
+    }
     if (model_tdx()) {
         int err = 1;
 
         if (request == KVM_MEMORY_ENCRYPT_OP) {
             err = tdx_op(fd, arg);
-        } else if (request == KVM_CREATE_VM &&
-                   (unsigned long)arg == KVM_X86_TDX_VM) {
-            kvm_fd = fd;
-            return real_ioctl(fd, request, (void *)0UL);
-        } else if (request == KVM_CHECK_EXTENSION &&
-                   (long)arg == KVM_CAP_VM_TYPES) {
-            int ret = real_ioctl(fd, request, arg);
-
-            return (ret > 0 ? ret : 1) | 1 << KVM_X86_TDX_VM;
         }
         if (err <= 0) {
             if (err) {
@@ -744,15 +915,6 @@ int ioctl(int fd, unsigned long request, ...)
                    KVM_X86_GRP_SEV) {
             *(uint64_t *)(uintptr_t)((struct kvm_device_attr *)arg)->addr = 0;
             err = 0;
-        } else if (request == KVM_CREATE_VM &&
-                   (unsigned long)arg == KVM_X86_SNP_VM) {
-            /* An ordinary VM underneath */
-            return real_ioctl(fd, request, (void *)0UL);
-        } else if (request == KVM_CHECK_EXTENSION &&
-                   (long)arg == KVM_CAP_VM_TYPES) {
-            int ret = real_ioctl(fd, request, arg);
-
-            return (ret > 0 ? ret : 1) | 1 << KVM_X86_SNP_VM;
         }
         if (err <= 0) {
             if (err) {
@@ -770,6 +932,13 @@ int ioctl(int fd, unsigned long request, ...)
         }
         if (set_cap(cap) >= 0) {
             return set_cap(cap);
+        }
+        /* the in-place capabilities of the revision, on the VM type */
+        if (model_inplace() && cap == (model_inplace() >= 8 ? 250 : 249)) {
+            return default_vm(fd) ? 0 : KVM_MEMORY_ATTRIBUTE_PRIVATE;
+        }
+        if (model_inplace() && model_inplace() <= 5 && cap == 250) {
+            return default_vm(fd) ? 0 : (int)model_flags();
         }
         if (model_smm() && cap == KVM_CAP_X86_SMM) {
             return 1;
@@ -805,9 +974,21 @@ int ioctl(int fd, unsigned long request, ...)
             errno = ENOMEM;
             return -1;
         }
+        /* INIT_SHARED on a VM type with private memory needs in-place */
+        if (!default_vm(fd) && !model_inplace() &&
+            (g->flags & GUEST_MEMFD_FLAG_INIT_SHARED) &&
+            fd >= 0 && fd < MAX_VCPU_FD && vm_types[fd]) {
+            errno = EINVAL;
+            return -1;
+        }
         gfd = real_ioctl(fd, request, arg);
         if (gfd >= 0) {
-            file_of(gfd, true, g->flags & GUEST_MEMFD_FLAG_INIT_SHARED);
+            File *file = file_of(gfd, true,
+                                 g->flags & GUEST_MEMFD_FLAG_INIT_SHARED);
+
+            if (file) {
+                file->private_vm = !default_vm(fd);
+            }
         }
         return gfd;
     }
@@ -815,7 +996,7 @@ int ioctl(int fd, unsigned long request, ...)
         struct kvm_memory_attributes2 *a = arg;
         int err = set_attributes(fd, a);
 
-        log_attributes(a, err);
+        log_attributes(fd, a, err);
         if (err) {
             errno = -err;
             return -1;

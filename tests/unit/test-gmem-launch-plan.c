@@ -31,9 +31,8 @@ typedef struct Generation {
 
 #define NOT_IN_PLACE(mode) \
     "cannot launch SEV-SNP in place: the host's KVM cannot convert " \
-    "guest_memfd memory in place (mode " mode "): it needs per-file " \
-    "memory attributes (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) and " \
-    "kvm.vm_memory_attributes=0"
+    "guest_memfd memory in place (mode " mode "): it offers no per-file " \
+    "memory attributes (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) for this VM"
 
 #define NO_PRESERVE \
     "SEV-SNP page at 0xffc00000+0x400000: cannot convert to private " \
@@ -104,12 +103,15 @@ static const GmemLaunchItem snp_items[] = {
 static const char snp_plan[] =
     "convert 0xffc00000+0x400000 preserve %1$s (SEV-SNP page)\n"
     "update 0xffc00000+0x400000 in-place (SEV-SNP page)\n"
+    "clear 0x800000+0x9000 (SEV-SNP zero page)\n"
     "convert 0x800000+0x9000 unspecified plain (SEV-SNP zero page)\n"
     "update 0x800000+0x9000 in-place (SEV-SNP zero page)\n"
+    "clear 0x809000+0x1000 (SEV-SNP secrets page)\n"
     "convert 0x809000+0x1000 unspecified plain (SEV-SNP secrets page)\n"
     "update 0x809000+0x1000 in-place (SEV-SNP secrets page)\n"
     "convert 0x80a000+0x1000 unspecified plain (SEV-SNP CPUID page)\n"
     "update 0x80a000+0x1000 from-copy (SEV-SNP CPUID page)\n"
+    "clear 0x80b000+0x2000 (SEV-SNP zero page)\n"
     "convert 0x80b000+0x2000 unspecified plain (SEV-SNP zero page)\n"
     "update 0x80b000+0x2000 in-place (SEV-SNP zero page)\n"
     "convert 0x80d000+0x1000 preserve %1$s (SEV-SNP page)\n"

@@ -189,17 +189,145 @@ static void test_eagain(void)
     g_assert_cmpuint(x.m.backoffs, ==, 3);
     check_state(&x, ls, 1);
 
+    /* toward shared, the kernel checks no references: no EAGAIN */
     x.m.busy_tries = INT_MAX;
     g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, false, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpuint(x.f.retries, ==, 3);
+    check_state(&x, ls, 1);
+
+    /* a page that stays busy: the conversion to private fails, undone */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, true, RUNTIME,
                                      UNSPEC, &err), ==, -EAGAIN);
     g_assert(strstr(error_get_pretty(err), "offset 0x5000 is still in use"));
     error_free(err);
     err = NULL;
     g_assert_cmpuint(x.f.retries, ==, 3 + KVM_GMEM_CONVERT_TRIES - 1);
     check_state(&x, ls, 1);
-    g_assert(kvm_gmem_file_is(&x.f, 0, 8 * PAGE, false));
+    g_assert(kvm_gmem_file_is(&x.f, 0, 8 * PAGE, true));
 
     fixture_destroy_listeners(&x, ls, 1);
+}
+
+/* An unexpected EAGAIN toward shared fails at once, and nothing changes */
+static void test_eagain_shared(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    Error *err = NULL;
+    unsigned calls;
+
+    fixture_init(&x, &caps_v8);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 4 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    calls = x.m.calls;
+    x.m.fail_next = EAGAIN;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 4 * PAGE, false, RUNTIME,
+                                     UNSPEC, &err), ==, -EAGAIN);
+    g_assert_null(strstr(error_get_pretty(err), "still in use"));
+    error_free(err);
+    g_assert_cmpuint(x.m.calls, ==, calls + 1);
+    g_assert_cmpuint(x.f.retries, ==, 0);
+    g_assert_cmpuint(x.m.backoffs, ==, 0);
+    g_assert(kvm_gmem_file_is(&x.f, 0, 4 * PAGE, false));
+    check_state(&x, ls, 1);
+    fixture_destroy_listeners(&x, ls, 1);
+}
+
+/*
+ * A range already in the requested state: the kernel returns 0 at once,
+ * busy page or not, and nothing is retried
+ */
+static void test_already(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    unsigned calls;
+
+    fixture_init(&x, &caps_v8);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 4 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    calls = x.m.calls;
+    x.m.busy_page = 1;
+    x.m.busy_tries = INT_MAX;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 4 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.calls, ==, calls + 1);
+    g_assert_cmpuint(x.f.retries, ==, 0);
+    check_state(&x, ls, 1);
+    fixture_destroy_listeners(&x, ls, 1);
+}
+
+/* What the model answers, case by case (see kvm-gmem-model.h) */
+static void test_model(void)
+{
+    Model m = { .busy_page = -1 };
+    uint64_t eo = 0;
+
+    /* v8 check order: flags first, then the VM type, then attributes */
+    m.default_vm = true;
+    g_assert_cmpint(model_set_attributes(&m, 0, 1, 0, 1 << 4, ZERO, &eo),
+                    ==, -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 8, 0, &eo), ==,
+                    -EINVAL);
+    m.default_vm = false;
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 8, ZERO, &eo), ==,
+                    -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 1 << 4, 0, &eo),
+                    ==, -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, 0, 8, 0, &eo), ==,
+                    -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, PAGE, -PAGE, 8, 0, &eo), ==,
+                    -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, 1, PAGE, 8, 0, &eo), ==,
+                    -EINVAL);
+    g_assert_cmpint(model_set_attributes(&m, 0, FILE_SIZE, PAGE, 8, 0, &eo),
+                    ==, -EINVAL);
+    /* in-place conversion off: no such ioctl */
+    m.in_place_off = true;
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 8, 0, &eo), ==,
+                    -ENOTTY);
+    m.in_place_off = false;
+    /* EAGAIN toward private only, at the busy page */
+    m.busy_page = 3;
+    m.busy_tries = INT_MAX;
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, 8 * PAGE, 8, 0, &eo), ==,
+                    -EAGAIN);
+    g_assert_cmpuint(eo, ==, 3 * PAGE);
+    g_assert_false(m.private[0]);
+    g_assert_cmpint(model_set_attributes(&m, 0, 4 * PAGE, PAGE, 8, 0, &eo),
+                    ==, 0);
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, 8 * PAGE, 0, 0, &eo), ==,
+                    0);
+    /* ENOMEM reports the start of the range */
+    m.fail_next = ENOMEM;
+    eo = 0;
+    g_assert_cmpint(model_set_attributes(&m, 0, 5 * PAGE, PAGE, 8, 0, &eo),
+                    ==, -ENOMEM);
+    g_assert_cmpuint(eo, ==, 5 * PAGE);
+    g_assert_false(m.private[5]);
+
+    /* v5: flags advertised; ZERO toward private refused */
+    m = (Model) { .busy_page = -1, .flags_supported = ZERO | PRESERVE };
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 8, ZERO, &eo), ==,
+                    -EOPNOTSUPP);
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 8,
+                                         ZERO | PRESERVE, &eo), ==, -EINVAL);
+    m.flags_supported = PRESERVE;
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, PAGE, 0, ZERO, &eo), ==,
+                    -EOPNOTSUPP);
+    /* ...and a content mode applies to the whole range */
+    m.flags_supported = ZERO | PRESERVE;
+    m.content[0] = m.content[1] = 5;
+    m.private[1] = true;
+    g_assert_cmpint(model_set_attributes(&m, 0, 0, 2 * PAGE, 0, ZERO, &eo),
+                    ==, 0);
+    g_assert_cmpuint(m.content[0], ==, 0);
+    g_assert_cmpuint(m.content[1], ==, 0);
 }
 
 /* Content requests: honoured by the means the table gives, or refused */
@@ -268,6 +396,18 @@ static void test_content(void)
     g_assert_cmpint(kvm_gmem_convert(&x.f, 0, PAGE, false, PRE_LAUNCH,
                                      C_PRESERVE, &err), ==, -ENOTSUP);
     error_free_or_abort(&err);
+    fixture_destroy(&x);
+
+    /* v8, software-protected: the page converts in place, as it is */
+    fixture_init(&x, &caps_v8_sw);
+    x.m.content[2] = 42;
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 2 * PAGE, PAGE, true, RUNTIME,
+                                     C_PRESERVE, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[2], ==, 42);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 2 * PAGE, PAGE, false, RUNTIME,
+                                     C_PRESERVE, &error_abort), ==, 0);
+    g_assert_cmpuint(x.m.content[2], ==, 42);
+    g_assert_cmpstr(x.m.log->str, ==, "KP 2000+1000;KS 2000+1000;");
     fixture_destroy(&x);
 }
 
@@ -416,6 +556,9 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm-gmem-convert/rollback-listener",
                     test_rollback_listener);
     g_test_add_func("/kvm-gmem-convert/rollback-busy", test_rollback_busy);
+    g_test_add_func("/kvm-gmem-convert/eagain-shared", test_eagain_shared);
+    g_test_add_func("/kvm-gmem-convert/already", test_already);
+    g_test_add_func("/kvm-gmem-convert/model", test_model);
     g_test_add_func("/kvm-gmem-convert/eagain", test_eagain);
     g_test_add_func("/kvm-gmem-convert/content", test_content);
     g_test_add_func("/kvm-gmem-convert/invalid", test_invalid);
