@@ -393,8 +393,17 @@ revert:
         if (kvm_gmem_set_attributes(f, (first + s) << f->page_shift,
                                     (e - s) << f->page_shift, true, 0,
                                     NULL)) {
-            /* The kernel keeps it shared: so does QEMU, unmapped */
+            KvmGmemListener *l;
+
+            /*
+             * The kernel keeps it shared: so does QEMU, and the listeners
+             * map it again; one that fails goes without
+             */
             kvm_gmem_set_state(f, first + s, e - s, true, e - s);
+            QLIST_FOREACH(l, &f->listeners, next) {
+                kvm_gmem_populate_one(l, (first + s) << f->page_shift,
+                                      (e - s) << f->page_shift);
+            }
         }
     }
     return ret;

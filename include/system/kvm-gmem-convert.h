@@ -127,7 +127,9 @@ void kvm_gmem_listener_del(KvmGmemFile *f, KvmGmemListener *l);
  * On failure, the shared/private state of every page is as it was; only
  * memory that the kernel had made shared before a listener failed, and
  * that was converted back, has lost its contents, as a conversion to
- * private without PRESERVE does.
+ * private without PRESERVE does.  Where converting it back fails too (a
+ * page still busy after the retries), it stays shared, the listeners are
+ * told about it again, and QEMU's state says so.
  *
  * Returns: 0 or -errno.
  */
