@@ -17,7 +17,9 @@
 #include "qom/object_interfaces.h"
 #include "qapi/error.h"
 #include "migration/blocker.h"
+#include "qemu/error-report.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
 #include "trace.h"
 
 OBJECT_DECLARE_SIMPLE_TYPE(HostMemoryBackendGuestMemfd,
@@ -29,6 +31,124 @@ struct HostMemoryBackendGuestMemfd {
     bool init_shared;
     Error *migration_blocker;
 };
+
+/* A "Name: N kB" line of a meminfo file, in bytes; 0 if there is none */
+static uint64_t guest_memfd_meminfo(const char *path, const char *name)
+{
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return 0;
+    }
+    for (p = text; (p = strstr(p, name)); p++) {
+        if ((p == text || p[-1] == '\n' || p[-1] == ' ') &&
+            p[strlen(name)] == ':') {
+            return g_ascii_strtoull(p + strlen(name) + 1, NULL, 10) * KiB;
+        }
+    }
+    return 0;
+}
+
+/* What this process's cgroup lets it still allocate, or UINT64_MAX */
+static uint64_t guest_memfd_cgroup_room(void)
+{
+    g_autofree char *cg = NULL;
+    g_autofree char *max = NULL;
+    g_autofree char *cur = NULL;
+    g_autofree char *dir = NULL;
+    char *nl;
+    uint64_t limit, used;
+
+    /* cgroup v2: one line "0::/path" */
+    if (!g_file_get_contents("/proc/self/cgroup", &cg, NULL, NULL) ||
+        !g_str_has_prefix(cg, "0::")) {
+        return UINT64_MAX;
+    }
+    nl = strchr(cg, '\n');
+    if (nl) {
+        *nl = 0;
+    }
+    dir = g_build_filename("/sys/fs/cgroup", cg + 3, NULL);
+    max = g_build_filename(dir, "memory.max", NULL);
+    cur = g_build_filename(dir, "memory.current", NULL);
+    g_free(cg);
+    cg = NULL;
+    if (!g_file_get_contents(max, &cg, NULL, NULL) ||
+        g_str_has_prefix(cg, "max")) {
+        return UINT64_MAX;
+    }
+    limit = g_ascii_strtoull(cg, NULL, 10);
+    g_free(cg);
+    cg = NULL;
+    used = g_file_get_contents(cur, &cg, NULL, NULL) ?
+           g_ascii_strtoull(cg, NULL, 10) : 0;
+    return limit > used ? limit - used : 0;
+}
+
+/*
+ * guest_memfd pages are neither swapped nor moved: memory the host does
+ * not have is never there, and asking for it wakes the OOM killer, whose
+ * victim can be any process.  Refuse what cannot fit: the whole size if
+ * it is preallocated (against the host's available memory, the cgroup's
+ * room, and the free memory of the nodes policy=bind names), and
+ * otherwise a size beyond all of the host's memory.
+ */
+static bool guest_memfd_backend_check_memory(HostMemoryBackend *backend,
+                                             Error **errp)
+{
+    g_autofree char *name = host_memory_backend_get_name(backend);
+    uint64_t total = guest_memfd_meminfo("/proc/meminfo", "MemTotal");
+    uint64_t room = guest_memfd_meminfo("/proc/meminfo", "MemAvailable");
+    const char *what = "available on the host (MemAvailable)";
+    uint64_t cgroup = guest_memfd_cgroup_room();
+
+    if (!backend->prealloc) {
+        if (total && backend->size > total) {
+            error_setg(errp, "memory-backend-guest-memfd '%s' size %" PRIu64
+                       " MiB exceeds the host's memory (%" PRIu64 " MiB): "
+                       "guest_memfd memory cannot be swapped", name,
+                       backend->size / MiB, total / MiB);
+            error_append_hint(errp, "Use a size that the host can hold.\n");
+            return false;
+        }
+        return true;
+    }
+    if (cgroup < room) {
+        room = cgroup;
+        what = "left in this process's cgroup (memory.max)";
+    }
+#ifdef CONFIG_NUMA
+    if (backend->policy == HOST_MEM_POLICY_BIND) {
+        uint64_t nodes = 0;
+        unsigned long n;
+
+        for (n = find_first_bit(backend->host_nodes, MAX_NODES);
+             n < MAX_NODES;
+             n = find_next_bit(backend->host_nodes, MAX_NODES, n + 1)) {
+            g_autofree char *path = g_strdup_printf(
+                "/sys/devices/system/node/node%lu/meminfo", n);
+            g_autofree char *field = g_strdup_printf("Node %lu MemFree", n);
+
+            nodes += guest_memfd_meminfo(path, field);
+        }
+        if (nodes && nodes < room) {
+            room = nodes;
+            what = "free on the host nodes of policy=bind";
+        }
+    }
+#endif
+    if (room && backend->size > room) {
+        error_setg(errp, "cannot preallocate memory-backend-guest-memfd "
+                   "'%s': %" PRIu64 " MiB asked, %" PRIu64 " MiB %s",
+                   name, backend->size / MiB, room / MiB, what);
+        error_append_hint(errp, "guest_memfd memory cannot be swapped or "
+                          "reclaimed: use a smaller size, or prealloc=off "
+                          "to allocate as the guest touches memory.\n");
+        return false;
+    }
+    return true;
+}
 
 static bool
 guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
@@ -64,6 +184,10 @@ guest_memfd_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         error_setg(errp, "memory-backend-guest-memfd '%s' size 0x%" PRIx64
                    " is not a multiple of the page size 0x%zx: round it up",
                    name, backend->size, qemu_real_host_page_size());
+        return false;
+    }
+
+    if (!guest_memfd_backend_check_memory(backend, errp)) {
         return false;
     }
 
@@ -136,11 +260,31 @@ guest_memfd_backend_prealloc(HostMemoryBackend *backend, bool async,
      * Allocating the file's pages is much faster than faulting them in one
      * by one, and it works for private pages, which the host cannot touch.
      */
+    if (!guest_memfd_backend_check_memory(backend, errp)) {
+        return false;
+    }
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, sz)) {
         g_autofree char *name = host_memory_backend_get_name(backend);
+        int err = errno;
 
-        error_setg_errno(errp, errno, "cannot preallocate "
-                         "memory-backend-guest-memfd '%s'", name);
+        /*
+         * Give back what was allocated before it failed, unless a guest
+         * uses the memory already (prealloc set at runtime): that would
+         * lose its data
+         */
+        if (!host_memory_backend_is_mapped(backend) &&
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                      sz)) {
+            warn_report("memory-backend-guest-memfd '%s': cannot free its "
+                        "partial preallocation: %s", name, strerror(errno));
+        }
+        error_setg_errno(errp, err, "cannot preallocate "
+                         "memory-backend-guest-memfd '%s' (%" PRIu64 " MiB)",
+                         name, sz / MiB);
+        if (err == ENOMEM || err == ENOSPC) {
+            error_append_hint(errp, "The host ran out of memory: use a "
+                              "smaller size, or prealloc=off.\n");
+        }
         return false;
     }
     if (!m->init_shared) {

@@ -274,6 +274,12 @@ KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
                        &kvm_gmem_kernel_ops, g, kvm_gmem_get_table());
     trace_kvm_gmem_ram_create(memory_region_name(rb->mr), rb->guest_memfd,
                               rb->max_length, shared);
+    if (!shared &&
+        kvm_gmem_get_table()->mode != KVM_GUEST_MEMFD_MODE_IN_PLACE) {
+        warn_report("memory '%s' is private (init-shared=off) and this VM "
+                    "cannot convert it: a guest cannot run from it, nor QEMU "
+                    "read it", memory_region_name(rb->mr));
+    }
     if (memory_region_set_ram_discard_manager(rb->mr,
                                               RAM_DISCARD_MANAGER(g))) {
         error_setg(errp, "memory region %s has a RamDiscardManager already",
@@ -471,4 +477,20 @@ KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
         QAPI_LIST_APPEND(tail, b);
     }
     return info;
+}
+
+void kvm_gmem_report_private_ram(void)
+{
+    KvmGmemRam *g;
+
+    if (kvm_gmem_get_table()->mode == KVM_GUEST_MEMFD_MODE_IN_PLACE) {
+        return;
+    }
+    QLIST_FOREACH(g, &kvm_gmem_rams, next) {
+        if (kvm_gmem_file_private_bytes(&g->file)) {
+            error_report("memory '%s' is private (init-shared=off) and this "
+                         "VM cannot convert it: the guest stopped where it "
+                         "needs it", memory_region_name(g->ram_block->mr));
+        }
+    }
 }

@@ -75,6 +75,9 @@
  *
  * - KVM_CREATE_GUEST_MEMFD fails with ENOMEM, as when the host is out of
  *   memory, for files of GMEM_KVM_MODEL_CREATE_FAIL bytes.
+ * - fallocate() of more than one page fails with the errno
+ *   GMEM_KVM_MODEL_FALLOCATE_FAIL after allocating the first half, as
+ *   when the host runs out of memory part way.
  *
  * Every other ioctl reaches the kernel.
  *
@@ -93,6 +96,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 #include <linux/kvm_para.h>
 #include <linux/psp-sev.h>
@@ -855,6 +859,23 @@ static int sev_vm_op(struct kvm_sev_cmd *cmd)
     default:
         return -EINVAL;
     }
+}
+
+/* With _FILE_OFFSET_BITS=64, as QEMU is built, this is fallocate64() */
+int fallocate64(int fd, int mode, off_t offset, off_t len)
+{
+    static int (*real_fallocate)(int, int, off_t, off_t);
+    int err = env_ull("GMEM_KVM_MODEL_FALLOCATE_FAIL", 0);
+
+    if (!real_fallocate) {
+        real_fallocate = dlsym(RTLD_NEXT, "fallocate64");
+    }
+    if (err && !(mode & FALLOC_FL_PUNCH_HOLE) && len > MODEL_PAGE) {
+        real_fallocate(fd, mode, offset, len / 2 & ~(MODEL_PAGE - 1));
+        errno = err;
+        return -1;
+    }
+    return real_fallocate(fd, mode, offset, len);
 }
 
 int ioctl(int fd, unsigned long request, ...)

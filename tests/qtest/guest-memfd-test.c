@@ -384,6 +384,64 @@ static void test_init_private(void)
     qtest_quit(qts);
 }
 
+/*
+ * Private RAM on a VM that cannot convert it (this host; SEV-SNP, TDX
+ * and software-protected VMs convert): a warning when it is created, and
+ * when the guest stops on it, a line that says why before KVM's dump.
+ */
+static void test_init_private_run(void)
+{
+    g_autofree char *cmd = NULL;
+    g_auto(GStrv) argv = NULL;
+    GString *err = g_string_new("");
+    GPid pid;
+    int errfd, status;
+    gint64 end;
+
+    if (!have_kvm()) {
+        g_string_free(err, true);
+        return;
+    }
+    cmd = g_strdup_printf("%s -accel kvm -cpu max -nodefaults -display none "
+                          "-machine q35,memory-backend=m0 -m 32M -object "
+                          "memory-backend-guest-memfd,id=m0,size=32M,"
+                          "init-shared=off", g_getenv("QTEST_QEMU_BINARY"));
+    g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
+    g_assert(g_spawn_async_with_pipes(NULL, argv, NULL,
+                                      G_SPAWN_DO_NOT_REAP_CHILD |
+                                      G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                                      &pid, NULL, NULL, &errfd, NULL));
+    g_assert(fcntl(errfd, F_SETFL, O_NONBLOCK) == 0);
+    end = g_get_monotonic_time() + GUEST_TIMEOUT_S * G_USEC_PER_SEC;
+    while (!strstr(err->str, "the guest stopped where it needs it\n") &&
+           g_get_monotonic_time() < end) {
+        char buf[4096];
+        ssize_t n = read(errfd, buf, sizeof(buf));
+
+        if (n > 0) {
+            g_string_append_len(err, buf, n);
+        } else {
+            g_usleep(50 * 1000);
+        }
+    }
+    kill(pid, SIGKILL);
+    g_assert(waitpid(pid, &status, 0) == pid);
+    g_spawn_close_pid(pid);
+    close(errfd);
+    if (g_test_verbose()) {
+        g_printerr("%s", err->str);
+    }
+    g_assert(g_str_has_prefix(err->str, "qemu-system-x86_64: warning: "
+                              "memory 'm0' is private (init-shared=off) and "
+                              "this VM cannot convert it: a guest cannot run "
+                              "from it, nor QEMU read it\n"));
+    g_assert(strstr(err->str, "KVM internal error. Suberror: 1\n"
+                    "qemu-system-x86_64: memory 'm0' is private "
+                    "(init-shared=off) and this VM cannot convert it: the "
+                    "guest stopped where it needs it\n"));
+    g_string_free(err, true);
+}
+
 /* One gdb remote protocol exchange: send $@cmd, return the reply */
 static char *gdb_exchange(int fd, const char *cmd)
 {
@@ -2437,6 +2495,7 @@ typedef struct Refusal {
     const char *inplace;    /* the in-place revision of the kernel model */
     const char *hint;       /* the hint QEMU prints after the line, if any */
     const char *flags;      /* the kernel model's content flags (v4/v5) */
+    const char *model_env;  /* "NAME=value" for the kernel model */
 } Refusal;
 
 /* This host has neither module parameter: the hint names both */
@@ -2507,8 +2566,9 @@ static const Refusal refusals[] = {
     /* absurd sizes */
     { "size-absurd", true, NULL,
       "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=1E",
-      "memory-backend-guest-memfd 'm0': unable to map backing store for "
-      "guest RAM: Cannot allocate memory" },
+      "memory-backend-guest-memfd 'm0' size 1099511627776 MiB exceeds the "
+      "host's memory (", NULL, MODEL_NONE, NULL,
+      "Use a size that the host can hold." },
     { "size-negative", false, NULL,
       "-accel tcg " MACHINE_ARGS BACKEND ",size=-1",
       "Parameter 'size' expects a size value" },
@@ -2526,6 +2586,36 @@ static const Refusal refusals[] = {
     { "hugetlb", false, NULL,
       "-accel tcg " MACHINE_ARGS BACKEND ",size=32M,hugetlb=on",
       "Invalid parameter 'hugetlb'" },
+    /* memory the host does not have: the OOM killer would pick a victim */
+    { "prealloc-beyond-host", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 64T " BACKEND ",size=64T,prealloc=on",
+      "cannot preallocate memory-backend-guest-memfd 'm0': 67108864 MiB "
+      "asked, ", NULL, MODEL_NONE, NULL,
+      "guest_memfd memory cannot be swapped or reclaimed: use a smaller "
+      "size, or prealloc=off to allocate as the guest touches memory." },
+    { "size-beyond-host", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 64T " BACKEND ",size=64T",
+      "memory-backend-guest-memfd 'm0' size 67108864 MiB exceeds the host's "
+      "memory (", NULL, MODEL_NONE, NULL,
+      "Use a size that the host can hold." },
+    /* fallocate() failing part way (the model): undone, one line */
+    { "prealloc-enomem", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=32M,prealloc=on",
+      "cannot preallocate memory-backend-guest-memfd 'm0' (32 MiB): "
+      "Cannot allocate memory", NULL, MODEL_NONE, NULL,
+      "The host ran out of memory: use a smaller size, or prealloc=off.",
+      NULL, "GMEM_KVM_MODEL_FALLOCATE_FAIL=12" },
+    /* virtio-mem cannot manage memory whose shared state KVM tracks */
+    { "virtio-mem", true, NULL,
+      "-accel kvm " MACHINE_ARGS "-m 32M,maxmem=64M " BACKEND ",size=32M "
+      "-object memory-backend-guest-memfd,id=vm0,size=32M "
+      "-device virtio-mem-pci,id=vmem0,memdev=vm0",
+      "virtio-mem cannot use memory-backend-guest-memfd 'vm0': "
+      "KVM tracks which of its memory is shared, and virtio-mem cannot "
+      "plug and unplug it", NULL, MODEL_NONE, NULL,
+      "Give virtio-mem another memory backend, such as "
+      "memory-backend-memfd, or hotplug guest_memfd memory with "
+      "pc-dimm." },
     { "policy-without-nodes", true, NULL,
       "-accel kvm " MACHINE_ARGS "-m 32M " BACKEND ",size=32M,policy=bind",
       "host-nodes must be set for policy bind" },
@@ -2755,6 +2845,13 @@ static void test_refusal(const void *data)
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_INPLACE", r->inplace,
                                 true);
     }
+    if (r->model_env) {
+        g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
+        g_auto(GStrv) kv = g_strsplit(r->model_env, "=", 2);
+
+        envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
+        envp = g_environ_setenv(envp, kv[0], kv[1], true);
+    }
     if (r->flags) {
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_FLAGS", r->flags,
                                 true);
@@ -2809,6 +2906,7 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/query", test_query);
     qtest_add_func("/guest-memfd/policy-bind", test_policy_bind);
     qtest_add_func("/guest-memfd/init-private", test_init_private);
+    qtest_add_func("/guest-memfd/init-private/run", test_init_private_run);
     qtest_add_func("/guest-memfd/private/host-paths",
                    test_private_host_paths);
     qtest_add_func("/guest-memfd/private/virtio", test_private_virtio);
