@@ -138,7 +138,9 @@ def main():
             how = 'mapped through QEMU\'s address space'
         print('host: KVM memslot as=%s gpa=%s size=%s flags=%s: %s' %
               (asid, gpa, ssize, sflags, how))
-    ok = (len(ram_maps) == 1 and fd_link == 'anon_inode:[kvm-gmem]' and
+    # an anonymous inode up to Linux 6.18, a deleted file on later ones
+    gmem_names = ('anon_inode:[kvm-gmem]', '/[kvm-gmem] (deleted)')
+    ok = (len(ram_maps) == 1 and fd_link in gmem_names and
           bound and all(int(x[1], 16) & KVM_MEM_GUEST_MEMFD for x in bound) and
           all(x[6] in (None, fd_ino) for x in ram_slots))
     print('host: the RAM QEMU maps is the guest_memfd KVM runs the guest '

@@ -39,6 +39,12 @@ typedef struct KvmGmemRdl {
     QLIST_ENTRY(KvmGmemRdl) next;
 } KvmGmemRdl;
 
+/* A range of the block that a host pointer holds shared */
+typedef struct KvmGmemMap {
+    uint64_t offset;
+    uint64_t len;
+} KvmGmemMap;
+
 struct KvmGmemRam {
     Object parent_obj;
 
@@ -46,6 +52,13 @@ struct KvmGmemRam {
     KvmGmemFile file;
     QLIST_HEAD(, KvmGmemRdl) rdls;
     QLIST_ENTRY(KvmGmemRam) next;
+    /*
+     * Maps by address_space_map(), taken and released on any thread;
+     * conversions hold the lock too, so that a map and a conversion to
+     * private never cross.  A few at a time: I/O in flight.
+     */
+    QemuMutex map_lock;
+    GArray *maps;
 };
 
 OBJECT_DEFINE_SIMPLE_TYPE_WITH_INTERFACES(KvmGmemRam, kvm_gmem_ram,
@@ -243,11 +256,19 @@ static int kvm_gmem_ram_replay_discarded(const RamDiscardManager *rdm,
 
 static void kvm_gmem_ram_init(Object *obj)
 {
-    QLIST_INIT(&KVM_GMEM_RAM(obj)->rdls);
+    KvmGmemRam *g = KVM_GMEM_RAM(obj);
+
+    QLIST_INIT(&g->rdls);
+    qemu_mutex_init(&g->map_lock);
+    g->maps = g_array_new(false, false, sizeof(KvmGmemMap));
 }
 
 static void kvm_gmem_ram_finalize(Object *obj)
 {
+    KvmGmemRam *g = KVM_GMEM_RAM(obj);
+
+    g_array_free(g->maps, true);
+    qemu_mutex_destroy(&g->map_lock);
 }
 
 static void kvm_gmem_ram_class_init(ObjectClass *klass, const void *data)
@@ -316,6 +337,45 @@ bool kvm_gmem_ram_is_private(KvmGmemRam *g, uint64_t offset, uint64_t len)
             !kvm_gmem_file_is(f, start, end - start, true));
 }
 
+bool kvm_gmem_ram_map(KvmGmemRam *g, uint64_t offset, uint64_t len)
+{
+    KvmGmemMap m = { .offset = offset, .len = len };
+
+    QEMU_LOCK_GUARD(&g->map_lock);
+    if (kvm_gmem_ram_is_private(g, offset, len)) {
+        return false;
+    }
+    g_array_append_val(g->maps, m);
+    return true;
+}
+
+void kvm_gmem_ram_unmap(KvmGmemRam *g, uint64_t offset, uint64_t len)
+{
+    QEMU_LOCK_GUARD(&g->map_lock);
+    for (guint i = 0; i < g->maps->len; i++) {
+        KvmGmemMap *m = &g_array_index(g->maps, KvmGmemMap, i);
+
+        if (m->offset == offset && m->len == len) {
+            g_array_remove_index_fast(g->maps, i);
+            return;
+        }
+    }
+}
+
+/* Does a map hold any of [@offset, @offset + @size)?  Under map_lock */
+static bool kvm_gmem_ram_mapped(KvmGmemRam *g, uint64_t offset,
+                                uint64_t size)
+{
+    for (guint i = 0; i < g->maps->len; i++) {
+        KvmGmemMap *m = &g_array_index(g->maps, KvmGmemMap, i);
+
+        if (m->offset < offset + size && offset < m->offset + m->len) {
+            return true;
+        }
+    }
+    return false;
+}
+
 KvmGuestMemfdPhase kvm_gmem_phase(void)
 {
     ConfidentialGuestSupport *cgs = current_machine ? current_machine->cgs :
@@ -340,8 +400,19 @@ int kvm_gmem_ram_convert(KvmGmemRam *g, uint64_t offset, uint64_t size,
     int ret;
 
     assert(bql_locked());
-    ret = kvm_gmem_convert(&g->file, offset, size, to_private, phase,
-                           content, errp);
+    qemu_mutex_lock(&g->map_lock);
+    if (to_private && kvm_gmem_ram_mapped(g, offset, size)) {
+        /* Not waited for: the device may need the BQL to finish */
+        error_setg(errp, "cannot convert %s 0x%" PRIx64 "+0x%" PRIx64
+                   " to private: a device has it mapped",
+                   memory_region_name(g->ram_block->mr), offset, size);
+        g->file.failures++;
+        ret = -EBUSY;
+    } else {
+        ret = kvm_gmem_convert(&g->file, offset, size, to_private, phase,
+                               content, errp);
+    }
+    qemu_mutex_unlock(&g->map_lock);
     trace_kvm_gmem_convert(memory_region_name(g->ram_block->mr), offset, size,
                            KvmGuestMemfdDirection_str(dir),
                            KvmGuestMemfdContent_str(content),

@@ -13,7 +13,9 @@
  * - GMEM_KVM_MODEL_INPLACE=v8 (or v7, v5, v4) makes KVM a kernel with
  *   that revision of the guest_memfd in-place conversion series, booted
  *   with in-place conversion on; without it, KVM_SET_MEMORY_ATTRIBUTES2
- *   fails with ENOTTY, as where the ioctl does not exist.  Each behaviour
+ *   fails with ENOTTY, as where the ioctl does not exist, and with
+ *   GMEM_KVM_MODEL_INPLACE=off the in-place capabilities read 0 too, on
+ *   any host.  Each behaviour
  *   follows the posted series (v8, 2026-06-18, and v5 for the content
  *   flags), as the project's kernel-uapi notes (section 2) summarise it;
  *   the kernel lab's differential test (tests/kernel-lab/) compares this
@@ -953,6 +955,11 @@ int ioctl(int fd, unsigned long request, ...)
         }
         if (set_cap(cap) >= 0) {
             return set_cap(cap);
+        }
+        /* a kernel without in-place conversion, whatever the host has */
+        if (cap >= 249 && cap <= 251 && getenv("GMEM_KVM_MODEL_INPLACE") &&
+            !strcmp(getenv("GMEM_KVM_MODEL_INPLACE"), "off")) {
+            return 0;
         }
         /* the in-place capabilities of the revision, on the VM type */
         if (model_inplace() && cap == (model_inplace() >= 8 ? 250 : 249)) {

@@ -17,6 +17,8 @@
 #include "system/kvm.h"
 #include <linux/kvm_para.h>
 #include "cpu.h"
+#include "hw/i386/x86.h"
+#include "hw/qdev-core.h"
 #include "../confidential-guest.h"
 #include "kvm_i386.h"
 
@@ -30,6 +32,18 @@ struct SwProtectedGuest {
 static int sw_protected_guest_kvm_init(ConfidentialGuestSupport *cgs,
                                        Error **errp)
 {
+    X86MachineState *x86ms = X86_MACHINE(qdev_get_machine());
+
+    /* KVM refuses memory slots in the SMM address space of this VM type */
+    if (x86ms->smm == ON_OFF_AUTO_AUTO) {
+        x86ms->smm = ON_OFF_AUTO_OFF;
+    } else if (x86ms->smm == ON_OFF_AUTO_ON) {
+        error_setg(errp, "%s '%s' does not support SMM",
+                   TYPE_SW_PROTECTED_GUEST,
+                   object_get_canonical_path_component(OBJECT(cgs)));
+        error_append_hint(errp, "Use smm=off, or leave it out.\n");
+        return -1;
+    }
     if (!kvm_enable_hypercall(BIT_ULL(KVM_HC_MAP_GPA_RANGE))) {
         error_setg(errp, "%s '%s': KVM cannot pass the guest's "
                    "KVM_HC_MAP_GPA_RANGE hypercalls to QEMU",

@@ -23,6 +23,8 @@
  *   loop=N           mode=loop rewrites N KiB (default 256, at most 1024)
  *   seed=N           pattern seed, decimal or 0x hex (default 0x5eed0001)
  *   mb=N             test at most N MiB (default: all usable RAM)
+ *   serve=1          make conversion requests whenever the host says so
+ *                    (GMEM_GUEST_SERVE_GO), before the RAM test
  */
 
 #include <stdarg.h>
@@ -121,6 +123,7 @@ static int mode = MODE_EXIT;
 static uint32_t seed = GMEM_GUEST_DEFAULT_SEED;
 static uint32_t limit_mib;
 static int have_limit;
+static int serve;
 static uint32_t loop_kib = 256;
 
 /* Copied boot information */
@@ -386,6 +389,12 @@ static void parse_option(const char *w, uint32_t len)
             bad_option(w, len);
         } else {
             loop_kib = v;
+        }
+    } else if (word_is(w, klen, "serve")) {
+        if (parse_u32(val, vlen, &v) < 0 || v > 1) {
+            bad_option(w, len);
+        } else {
+            serve = v;
         }
     } else if (word_is(w, klen, "mb")) {
         if (parse_u32(val, vlen, &v) < 0) {
@@ -949,6 +958,19 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
     /* Must happen before the RAM test touches anything */
     check_host_data();
     make_requests();
+    while (serve) {
+        uint32_t cmd = mailbox->serve_cmd;
+
+        if (cmd == GMEM_GUEST_SERVE_STOP) {
+            break;
+        }
+        if (cmd == GMEM_GUEST_SERVE_GO) {
+            make_requests();
+            barrier();
+            mailbox->serve_cmd = 0;
+        }
+        __asm__ volatile("pause" : : : "memory");
+    }
 
     if (!status) {
         ram_test();

@@ -75,6 +75,14 @@
  */
 #define GMEM_GUEST_LOOP_STOP            0x53544f50u  /* "STOP" */
 
+/*
+ * serve=1: after its first requests, the guest makes the requests in the
+ * mailbox each time the host writes GMEM_GUEST_SERVE_GO to serve_cmd, and
+ * writes 0 there when done, until the host writes GMEM_GUEST_SERVE_STOP.
+ */
+#define GMEM_GUEST_SERVE_GO             0x00474f21u  /* "!GO" */
+#define GMEM_GUEST_SERVE_STOP           GMEM_GUEST_LOOP_STOP
+
 static inline uint32_t gmem_guest_loop_seed(uint32_t guest_seed,
                                             uint32_t pass)
 {
@@ -123,7 +131,8 @@ typedef struct GmemGuestMailbox {
     uint32_t nr_requests;   /* conversion requests the host left below */
     uint32_t loop_passes;   /* mode=loop: passes over the region so far */
     uint32_t loop_cmd;      /* mode=loop: GMEM_GUEST_LOOP_* from the host */
-    uint32_t reserved[4];
+    uint32_t serve_cmd;     /* serve=1: GMEM_GUEST_SERVE_* from the host */
+    uint32_t reserved[3];
     GmemGuestRequest requests[GMEM_GUEST_MAX_REQUESTS];
 } GmemGuestMailbox;
 
@@ -139,6 +148,7 @@ typedef struct GmemGuestMailbox {
 #define GMEM_GUEST_MB_NR_REQUESTS       0x24
 #define GMEM_GUEST_MB_LOOP_PASSES       0x28
 #define GMEM_GUEST_MB_LOOP_CMD          0x2c
+#define GMEM_GUEST_MB_SERVE_CMD         0x30
 #define GMEM_GUEST_MB_REQUESTS          0x40
 
 _Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
@@ -165,6 +175,8 @@ _Static_assert(offsetof(GmemGuestMailbox, loop_passes) ==
                GMEM_GUEST_MB_LOOP_PASSES, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, loop_cmd) ==
                GMEM_GUEST_MB_LOOP_CMD, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, serve_cmd) ==
+               GMEM_GUEST_MB_SERVE_CMD, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, requests) ==
                GMEM_GUEST_MB_REQUESTS, "mailbox layout");
 _Static_assert(sizeof(GmemGuestRequest) == 24, "request layout");
