@@ -14,6 +14,7 @@
 # LAB_TIMEOUT  seconds L1 may run (default 1800)
 # LAB_QTESTS   guest-memfd-test paths (-p) to run in L1, space-separated
 # LAB_RECORD=1 store this run's gmem-diff transcript as the recorded one
+#              (LAB_KERNEL_DESC: what the kernel is, for its header)
 # JOBS         kernel build jobs (default 2)
 set -euo pipefail
 
@@ -24,7 +25,7 @@ KOBJ=$OUT/obj
 QEMU_OBJ=${QEMU_OBJ:-$TOP/build/obj}
 LAB_TIMEOUT=${LAB_TIMEOUT:-1800}
 JOBS=${JOBS:-2}
-LAB_QTESTS=${LAB_QTESTS-/guest-memfd/kvm-caps /guest-memfd/query /guest-memfd/shared-data /guest-memfd/init-private /guest-memfd/convert}
+LAB_QTESTS=${LAB_QTESTS-/x86_64/guest-memfd/kvm-caps /x86_64/guest-memfd/query /x86_64/guest-memfd/shared-data /x86_64/guest-memfd/init-private /x86_64/guest-memfd/convert /x86_64/guest-memfd/convert-busy /x86_64/guest-memfd/boot/q35 /x86_64/guest-memfd/private/host-paths}
 RECORDED=$LAB/gmem-diff.linux-7.1.8-v8.txt
 
 die() {
@@ -122,7 +123,7 @@ copy_elf() {
     done
 }
 copy_elf "$L0" "$ROOT/lab/qemu/bin/qemu-system-x86_64"
-fwdir=$(find "$QEMU_OBJ/qemu-bundle" -type d -path '*/share/qemu' 2>/dev/null | head -1)
+fwdir=$(find "$QEMU_OBJ/qemu-bundle" -type d -path '*/share/qemu' 2>/dev/null | head -1 || true)
 for f in ${fwdir:+"$fwdir"/*.bin "$fwdir"/*.rom} /usr/share/seabios/*.bin \
          "$QEMU_OBJ"/pc-bios/optionrom/*.bin; do
     [ -e "$f" ] && [ ! -e "$ROOT/lab/qemu/share/qemu/$(basename "$f")" ] &&
@@ -155,13 +156,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-L0_ARGS=(-accel tcg -cpu EPYC -smp 2 -m 4G -nodefaults -display none
+L0_ARGS=(-L "$ROOT/lab/qemu/share/qemu"
+         -accel tcg -cpu EPYC -smp 2 -m 4G -nodefaults -display none
          -no-reboot -kernel "$BZ" -initrd "$OUT/initramfs.cpio"
          -append "console=ttyS0 quiet panic=-1 rdinit=/init"
          -serial "file:$LOG")
 echo "kernel-lab: boot: $L0 ${L0_ARGS[*]}"
 t0=$(date +%s)
-"$L0" "${L0_ARGS[@]}" </dev/null &
+"$L0" "${L0_ARGS[@]}" </dev/null 2>"$OUT/l0.err" &
 QPID=$!
 shown=0
 while kill -0 "$QPID" 2>/dev/null; do
@@ -182,6 +184,8 @@ while kill -0 "$QPID" 2>/dev/null; do
 done
 wait "$QPID" 2>/dev/null || true
 QPID=
+# TCG names the EPYC features it does not emulate: leave those out
+grep -v "TCG doesn't support requested feature" "$OUT/l0.err" | sed 's/^/  L0: /' || true
 echo "kernel-lab: L1 ran $(( $(date +%s) - t0 )) s; serial log: $LOG"
 
 # --- results
@@ -198,6 +202,7 @@ sed -n '/^LAB-BEGIN gmem-diff$/,/^LAB-END gmem-diff$/p' "$OUT/serial.txt" |
     sed '1d;$d' >"$TR"
 if [ -s "$TR" ]; then
     bad=$(awk -F' => ' '
+        BEGIN { n = 0; m = 0 }
         FNR == NR { if ($0 !~ /^#/ && NF >= 2) { key[n] = $1; want[n++] = $2 } next }
         /^#/ { next }
         { line[m++] = $0 }
@@ -227,7 +232,7 @@ if [ -s "$TR" ]; then
     if [ "${LAB_RECORD:-0}" = 1 ]; then
         {
             echo "# gmem-diff transcript recorded by 'make kernel-lab LAB_RECORD=1'"
-            echo "# kernel: Linux $KVER: Debian linux 7.1.8 + guest_memfd in-place conversion v8 (2026-06-18)"
+            echo "# kernel: Linux $KVER, ${LAB_KERNEL_DESC:-tree $KERNEL_SRC ($src_id)}"
             echo "# L1 under QEMU TCG -cpu EPYC (kvm_amd, nested paging), $(date -u +%Y-%m-%d)"
             cat "$TR"
         } >"$RECORDED"

@@ -11,10 +11,18 @@
 #
 # Usage: tests/kernel-lab/diff-model.sh OBJ [RECORDED-TRANSCRIPT]
 #
-# Under the model the SW-protected VM type is GMEM_KVM_MODEL_SWPROT=1, and
+# The model plays a v8 kernel with in-place conversion on
+# (GMEM_KVM_MODEL_INPLACE=v8 unless set otherwise); the SW-protected VM
+# type is GMEM_KVM_MODEL_SWPROT=1, and
 # the pinned page (gup_test on the real kernel) is GMEM_KVM_MODEL_BUSY,
 # which gmem-diff sets while the page is pinned (GMEM_DIFF_PIN=model).
 # MODEL_TRANSCRIPT=FILE keeps the model's transcript.
+#
+# The model changes what ioctls return, not what the host can touch: its
+# files stay as the host kernel made them, so page states seen through a
+# mapping (state=, read, write) differ from a real kernel's wherever a
+# conversion changed them.  DIFF_MODEL_IGNORE_ACCESS=1 reports those
+# differences as TAP TODO (printed, not counted); by default they fail.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,12 +45,24 @@ fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 gcc -O2 -Wall -o "$TMP/gmem-diff" "$HERE/gmem-diff.c"
-GMEM_DIFF_PIN=model GMEM_KVM_MODEL_SWPROT=1 LD_PRELOAD=$MODEL \
+GMEM_DIFF_PIN=model GMEM_KVM_MODEL_SWPROT=1 \
+    GMEM_KVM_MODEL_INPLACE=${GMEM_KVM_MODEL_INPLACE:-v8} LD_PRELOAD=$MODEL \
     "$TMP/gmem-diff" >"$TMP/model.txt" || true
 [ -z "${MODEL_TRANSCRIPT:-}" ] || cp "$TMP/model.txt" "$MODEL_TRANSCRIPT"
 
 # Pair lines by key (the text before " => "), in the real kernel's order
-awk -F' => ' '
+awk -F' => ' -v ignore_access="${DIFF_MODEL_IGNORE_ACCESS:-0}" '
+    function ioctl_part(r) { sub(/ state=[^ ]*$/, "", r); return r }
+    function differ(key, real, model) {
+        if (ignore_access == 1 &&
+            (key ~ / (read|write) page=/ || ioctl_part(real) == ioctl_part(model))) {
+            printf "not ok %d - %s: real %s model %s # TODO host access is not modelled\n", n, key, real, model
+        } else {
+            printf "not ok %d - %s: real %s model %s\n", n, key, real, model
+            bad++
+        }
+    }
+    BEGIN { n = 0; m = 0; bad = 0 }
     FNR == NR { if ($0 !~ /^#/) { model[$1] = $2; seen[$1] = 0; order[m++] = $1 } next }
     /^#/ { next }
     {
@@ -51,8 +71,7 @@ awk -F' => ' '
             printf "not ok %d - %s: real %s model (no such line)\n", n, $1, $2
             bad++
         } else if (model[$1] != $2) {
-            printf "not ok %d - %s: real %s model %s\n", n, $1, $2, model[$1]
-            bad++
+            differ($1, $2, model[$1])
         } else {
             printf "ok %d - %s\n", n, $1
         }

@@ -267,6 +267,32 @@ static void vm_attributes(const char *who, int vm, uint64_t attributes)
     printf("\n");
 }
 
+/* How the kernel names a guest_memfd in /proc (not compared: it varies) */
+static void print_names(GFile *f)
+{
+    char path[64], link[256] = "", line[512];
+    unsigned long start, end;
+    FILE *maps;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+    n = readlink(path, link, sizeof(link) - 1);
+    link[n > 0 ? n : 0] = 0;
+    printf("# %s: /proc/self/fd link '%s'", f->name, link);
+    maps = fopen("/proc/self/maps", "r");
+    while (maps && fgets(line, sizeof(line), maps)) {
+        if (sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+            start == (uintptr_t)f->map) {
+            line[strcspn(line, "\n")] = 0;
+            printf(", /proc/self/maps '%s'", line);
+        }
+    }
+    if (maps) {
+        fclose(maps);
+    }
+    printf("\n");
+}
+
 static GFile create_gmem(int vm, const char *name, uint64_t flags)
 {
     struct gd_create_guest_memfd g = { .size = FILE_SIZE, .flags = flags };
@@ -292,6 +318,9 @@ static GFile create_gmem(int vm, const char *name, uint64_t flags)
         print_state(&f);
     }
     printf("\n");
+    if (f.fd >= 0) {
+        print_names(&f);
+    }
     return f;
 }
 
