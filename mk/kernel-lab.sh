@@ -12,9 +12,12 @@
 # QEMU_OBJ     QEMU build directory (default build/obj): L0's QEMU, and the
 #              QEMU, test guest and qtests that run in L1
 # LAB_TIMEOUT  seconds L1 may run (default 1800)
-# LAB_QTESTS   guest-memfd-test paths (-p) to run in L1, space-separated
+# LAB_QTESTS   guest-memfd-test paths (-p) to run in L1, space-separated;
+#              "all" (default): every test it lists, "" none
 # LAB_RECORD=1 store this run's gmem-diff transcript as the recorded one
 #              (LAB_KERNEL_DESC: what the kernel is, for its header)
+# LAB_RECORDED the recorded transcript to compare with (default: the one
+#              of linux 7.1.8 with the v8 series)
 # JOBS         kernel build jobs (default 2)
 set -euo pipefail
 
@@ -25,8 +28,8 @@ KOBJ=$OUT/obj
 QEMU_OBJ=${QEMU_OBJ:-$TOP/build/obj}
 LAB_TIMEOUT=${LAB_TIMEOUT:-1800}
 JOBS=${JOBS:-2}
-LAB_QTESTS=${LAB_QTESTS-/x86_64/guest-memfd/kvm-caps /x86_64/guest-memfd/query /x86_64/guest-memfd/shared-data /x86_64/guest-memfd/init-private /x86_64/guest-memfd/convert /x86_64/guest-memfd/convert-busy /x86_64/guest-memfd/boot/q35 /x86_64/guest-memfd/private/host-paths}
-RECORDED=$LAB/gmem-diff.linux-7.1.8-v8.txt
+LAB_QTESTS=${LAB_QTESTS-all}
+RECORDED=${LAB_RECORDED:-$LAB/gmem-diff.linux-7.1.8-v8.txt}
 
 die() {
     echo "kernel-lab: $*" >&2
@@ -137,7 +140,29 @@ if [ -x "$qt" ] && [ -n "$LAB_QTESTS" ]; then
     copy_elf "$qt" "$ROOT/lab/qtest/guest-memfd-test"
     so=$QEMU_OBJ/tests/qtest/guest-memfd-kvm-model.so
     [ -f "$so" ] && copy_elf "$so" "$ROOT/lab/qtest/guest-memfd-kvm-model.so"
-    printf '%s\n' $LAB_QTESTS >"$ROOT/lab/qtest-paths"
+    if [ "$LAB_QTESTS" = all ]; then
+        QTEST_QEMU_BINARY=$L0 "$qt" -l 2>/dev/null | grep '^/' >"$ROOT/lab/qtest-paths" || true
+    else
+        printf '%s\n' $LAB_QTESTS >"$ROOT/lab/qtest-paths"
+    fi
+fi
+# the tree's own KVM selftests of guest_memfd, where it has them (the
+# in-place series adds x86/guest_memfd_conversions_test)
+ST=$OUT/selftests
+SELFTESTS="guest_memfd_test x86/guest_memfd_conversions_test x86/private_mem_conversions_test x86/private_mem_kvm_exits_test"
+if [ -f "$KERNEL_SRC/tools/testing/selftests/kvm/x86/guest_memfd_conversions_test.c" ]; then
+    if make -s -C "$KERNEL_SRC" O="$KOBJ" headers >"$OUT/selftests.log" 2>&1 &&
+       make -s -C "$KERNEL_SRC/tools/testing/selftests/kvm" OUTPUT="$ST" \
+           KHDR_INCLUDES="-isystem $KOBJ/usr/include" -j"$JOBS" \
+           $(for t in $SELFTESTS; do echo "$ST/$t"; done) >>"$OUT/selftests.log" 2>&1; then
+        mkdir -p "$ROOT/lab/selftests"
+        for t in $SELFTESTS; do
+            copy_elf "$ST/$t" "$ROOT/lab/selftests/$(basename "$t")"
+            basename "$t" >>"$ROOT/lab/selftests-list"
+        done
+    else
+        echo "kernel-lab: the tree's KVM selftests did not build (see $OUT/selftests.log): not run"
+    fi
 fi
 (cd "$ROOT" && find . | cpio -o -H newc --quiet) >"$OUT/initramfs.cpio"
 echo "kernel-lab: initramfs $(( $(stat -c %s "$OUT/initramfs.cpio") >> 20 )) MiB, L1 kernel $KVER"

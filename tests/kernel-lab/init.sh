@@ -162,6 +162,14 @@ test_qtest() {
     return $st
 }
 
+# one of the kernel tree's KVM selftests (kselftest: 4 means skipped)
+test_selftest() {
+    /lab/selftests/"$1"
+    st=$?
+    [ $st = 4 ] && return 77
+    return $st
+}
+
 if [ "$1" = test ]; then
     shift
     "$@"
@@ -185,6 +193,9 @@ run convert-rate 120 test_rate
 run l2-gmem 600 test_l2_gmem
 run l2-sw-protected 600 test_l2_swprot
 run l2-sw-protected-smm-off 600 test_l2_swprot_smm_off
+for t in $(cat /lab/selftests-list 2>/dev/null); do
+    run "selftest/$t" 600 test_selftest "$t"
+done
 for p in $(cat /lab/qtest-paths 2>/dev/null); do
     run "qtest$p" 600 test_qtest "$p"
 done
