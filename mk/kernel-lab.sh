@@ -256,6 +256,7 @@ if [ -s "$TR" ]; then
     fi
     if [ "${LAB_RECORD:-0}" = 1 ]; then
         {
+            echo "# SPDX-License-Identifier: GPL-2.0-or-later"
             echo "# gmem-diff transcript recorded by 'make kernel-lab LAB_RECORD=1'"
             echo "# kernel: Linux $KVER, ${LAB_KERNEL_DESC:-tree $KERNEL_SRC ($src_id)}"
             echo "# L1 under QEMU TCG -cpu EPYC (kvm_amd, nested paging), $(date -u +%Y-%m-%d)"
