@@ -8,6 +8,8 @@
 #   make check    all tests
 #   make series   the whole change as a git format-patch series + checkpatch
 #   make bench    benchmarks (ratios measured side by side)
+#   make kernel-lab KERNEL_SRC=/path/to/linux
+#                 boot a kernel with the in-place series under TCG, test in it
 #
 # QEMU_SRC=/path/to/qemu-10.2.2 or QEMU_TARBALL=/path/to/tarball use your
 # own QEMU source instead of Debian's source package.
@@ -35,7 +37,7 @@ INPUTS  := patches/series patches/overlay $(wildcard patches/*.patch) $(OVERLAY)
 export QEMU_SRC QEMU_TARBALL
 
 .PHONY: all setup fetch prepare configure build run check series fuzz \
-	series-build print-configure-flags bench clean distclean
+	series-build print-configure-flags bench kernel-lab clean distclean
 
 all: build
 
@@ -98,6 +100,10 @@ print-configure-flags:
 
 bench: build
 	bench/run.sh $(OBJ)
+
+# Not part of check: needs a kernel tree with the in-place series
+kernel-lab:
+	KERNEL_SRC="$(KERNEL_SRC)" QEMU_OBJ="$(or $(QEMU_OBJ),$(OBJ))" mk/kernel-lab.sh
 
 # libFuzzer campaign on the conversion engine (ASan, UBSan): FUZZ_RUNS
 # executions, 10^7 by default; make check runs a one-minute smoke of it

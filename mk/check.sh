@@ -69,6 +69,23 @@ for t in $OURS; do
     fi
 done
 
+# The KVM model against the transcript a real v8 kernel gave in the
+# kernel lab: every ioctl's result must match (tests/kernel-lab/)
+log=$logs/diff-model.tap
+DIFF_MODEL_IGNORE_ACCESS=ioctl "$top/tests/kernel-lab/diff-model.sh" "$OBJ" \
+    >"$log" 2>&1
+rc=$?
+count "$log" tests/kernel-lab/diff-model.sh
+if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$log"; then
+    failed=$((failed + 1))
+    fail_names="$fail_names diff-model(exit-$rc)"
+    tail -5 "$log"
+fi
+if [ $kvm_usable = yes ] && grep -q '^1\.\.0 # SKIP' "$log"; then
+    failed=$((failed + 1))
+    fail_names="$fail_names diff-model(skipped-with-kvm)"
+fi
+
 # Unit tests of this project's pure logic
 for u in $(cd "$OBJ" && find tests/unit -maxdepth 1 -type f -perm -u+x \
              \( -name 'test-kvm-gmem-*' -o -name 'test-gmem-*' \) | sort); do
