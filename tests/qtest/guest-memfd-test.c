@@ -376,6 +376,28 @@ static void test_policy_bind(void)
     md = query_memdev(qts, "m0");
     g_assert_cmpstr(qdict_get_str(md, "policy"), ==, "bind");
     qobject_unref(md);
+
+    /* what the kernel applies to QEMU's mapping of the file */
+    {
+        g_autofree char *path = g_strdup_printf("/proc/%d/numa_maps",
+                                                qtest_pid(qts));
+        g_autofree char *maps = NULL;
+        g_auto(GStrv) lines = NULL;
+        int found = 0;
+
+        g_assert(g_file_get_contents(path, &maps, NULL, NULL));
+        lines = g_strsplit(maps, "\n", -1);
+        for (int i = 0; lines[i]; i++) {
+            if (strstr(lines[i], "kvm-gmem")) {
+                g_assert(strstr(lines[i], " bind:0 "));
+                /* preallocated on node 0, and nowhere else */
+                g_assert(strstr(lines[i], " N0="));
+                g_assert_null(strstr(lines[i], " N1="));
+                found++;
+            }
+        }
+        g_assert_cmpint(found, ==, 1);
+    }
     qtest_quit(qts);
 }
 
@@ -2608,19 +2630,6 @@ static void test_no_kvm_caps(void)
  * default, fixed once the accelerator is up; it means nothing for an
  * object the machine does not use.
  */
-static bool qom_get_bool(QTestState *qts, const char *path,
-                         const char *property)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': { "
-                           "'path': %s, 'property': %s } }", path, property);
-    bool value;
-
-    g_assert(qdict_haskey(rsp, "return"));
-    value = qdict_get_bool(rsp, "return");
-    qobject_unref(rsp);
-    return value;
-}
-
 static void test_convert_in_place_property(void)
 {
     QTestState *qts;
@@ -2633,8 +2642,8 @@ static void test_convert_in_place_property(void)
                      "-object sev-snp-guest,id=sev0,cbitpos=51,"
                      "reduced-phys-bits=1 "
                      "-object tdx-guest,id=tdx0,convert-in-place=on");
-    g_assert_false(qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
-    g_assert_true(qom_get_bool(qts, "/objects/tdx0", "convert-in-place"));
+    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
+    g_assert_true(qtest_qom_get_bool(qts, "/objects/tdx0", "convert-in-place"));
 
     rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': { "
                     "'path': '/objects/sev0', 'property': "
@@ -2644,7 +2653,7 @@ static void test_convert_in_place_property(void)
                     "cannot change 'convert-in-place' of sev-snp-guest "
                     "once the accelerator is set up");
     qobject_unref(rsp);
-    g_assert_false(qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
+    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
     qtest_quit(qts);
 }
@@ -3016,7 +3025,6 @@ static void test_refusal(const void *data)
     g_autofree char *fw_path = NULL;
     g_autofree char *snp = NULL;
     g_autoptr(GError) gerr = NULL;
-    int64_t start;
     char *nl;
     int status;
 
@@ -3093,13 +3101,12 @@ static void test_refusal(const void *data)
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_HIDE_CAPS",
                                 r->hide_caps, true);
     }
-    cmd = g_strdup_printf("%s %s%s", binary, snp ?: "", r->args);
+    /* bounded: a refusal that hangs is killed, and fails the test */
+    cmd = g_strdup_printf("timeout -s KILL 120 %s %s%s", binary, snp ?: "",
+                          r->args);
     g_assert(g_shell_parse_argv(cmd, NULL, &argv, NULL));
-    start = g_get_monotonic_time();
-    g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
+    g_assert(g_spawn_sync(NULL, argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL,
                           &out, &err, &status, &gerr));
-    /* within seconds */
-    g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
     if (g_test_verbose()) {
         g_printerr("%s: %s", r->name, err);
     }
