@@ -2642,8 +2642,10 @@ static void test_convert_in_place_property(void)
                      "-object sev-snp-guest,id=sev0,cbitpos=51,"
                      "reduced-phys-bits=1 "
                      "-object tdx-guest,id=tdx0,convert-in-place=on");
-    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
-    g_assert_true(qtest_qom_get_bool(qts, "/objects/tdx0", "convert-in-place"));
+    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0",
+                                      "convert-in-place"));
+    g_assert_true(qtest_qom_get_bool(qts, "/objects/tdx0",
+                                     "convert-in-place"));
 
     rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': { "
                     "'path': '/objects/sev0', 'property': "
@@ -2653,7 +2655,8 @@ static void test_convert_in_place_property(void)
                     "cannot change 'convert-in-place' of sev-snp-guest "
                     "once the accelerator is set up");
     qobject_unref(rsp);
-    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0", "convert-in-place"));
+    g_assert_false(qtest_qom_get_bool(qts, "/objects/sev0",
+                                      "convert-in-place"));
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
     qtest_quit(qts);
 }
