@@ -31,36 +31,9 @@ fi
 
 LIST=/etc/apt/sources.list.d/qemu-gmem.sources
 
-# Print "URI" for every enabled binary source that serves suite $1, in the
-# order apt reads them; our own file is skipped.
-apt_uris_for_suite() {
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        # one-line format: deb [options] URI suite component...
-        sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" |
-            awk -v s="$1" '$1 == "deb" && $3 == s { print $2 }'
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && [ "$f" != "$LIST" ] || continue
-        # deb822: stanzas separated by blank lines
-        awk -v s="$1" '
-            function flush() {
-                if (types ~ /(^| )deb( |$)/ && enabled != "no")
-                    for (i = 1; i <= nsu; i++)
-                        if (su[i] == s) { for (j = 1; j <= nu; j++) print u[j]; break }
-                types = ""; enabled = ""; nu = 0; nsu = 0
-            }
-            /^[ \t]*#/ { next }
-            /^[ \t]*$/ { flush(); next }
-            tolower($1) == "types:"   { types = ""; for (i = 2; i <= NF; i++) types = types " " $i; types = types " " }
-            tolower($1) == "enabled:" { enabled = tolower($2) }
-            tolower($1) == "uris:"    { nu = 0; for (i = 2; i <= NF; i++) u[++nu] = $i }
-            tolower($1) == "suites:"  { nsu = 0; for (i = 2; i <= NF; i++) su[++nsu] = $i }
-            END { flush() }' "$f"
-    done
-}
+. "$(dirname "$0")/apt-mirror.sh"
 
-MIRROR=${APT_MIRROR:-$(apt_uris_for_suite "$CODENAME" | head -1)}
+MIRROR=${APT_MIRROR:-$(apt_uris_for_suite "$CODENAME" "$LIST" | head -1)}
 if [ -z "$MIRROR" ]; then
     echo "setup: no apt source of this machine serves the suite '$CODENAME'" >&2
     echo "setup: add your Debian mirror to /etc/apt/sources.list, or give it as APT_MIRROR=URI" >&2

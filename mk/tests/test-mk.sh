@@ -26,6 +26,48 @@ check() {
     fi
 }
 
+# The package mirror comes from this machine's own apt sources
+mirror() {
+    # mirror NAME EXPECTED: apt_uris_for_suite over $tmp/apt
+    n=$((n + 1))
+    got=$(APT_ETC="$tmp/apt" sh -c '. "$1"; apt_uris_for_suite bookworm "$2"' \
+          sh "$top/mk/apt-mirror.sh" "$tmp/apt/sources.list.d/qemu-gmem.sources" |
+          head -1)
+    if [ "$got" = "$2" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1 (got '$got', want '$2')"
+        fails=$((fails + 1))
+    fi
+}
+mkdir -p "$tmp/apt/sources.list.d"
+cat >"$tmp/apt/sources.list.d/debian.sources" <<'SRC'
+Types: deb
+# a comment
+URIs: http://mirror.invalid/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.invalid/debian-security
+Suites: bookworm-security
+Components: main
+SRC
+mirror "mirror: deb822 source of the release's suite" http://mirror.invalid/debian
+cat >"$tmp/apt/sources.list.d/qemu-gmem.sources" <<'SRC'
+Types: deb
+URIs: http://ours.invalid/debian
+Suites: bookworm
+SRC
+mirror "mirror: our own file is skipped" http://mirror.invalid/debian
+printf 'deb [arch=amd64] http://local.invalid/debian bookworm main\n' \
+    >"$tmp/apt/sources.list"
+mirror "mirror: one-line sources.list first" http://local.invalid/debian
+printf '# deb http://local.invalid/debian bookworm main\n' >"$tmp/apt/sources.list"
+sed -i 's/^Types: deb$/Types: deb\nEnabled: no/' "$tmp/apt/sources.list.d/debian.sources"
+mirror "mirror: none enabled" ""
+rm -rf "$tmp/apt"
+
 # An apt-get that cannot fetch, as on a machine without the deb-src entry
 mkdir -p "$tmp/bin"
 printf '#!/bin/sh\necho "E: You must put some source URIs in your sources.list" >&2\nexit 100\n' \
