@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# The libvirt side of 'make check': libvirt's whole meson test suite
+# The libvirt side of 'make check': the libvirt build scripts' refusals
+# (mk/tests/test-libvirt-mk.sh, TAP), libvirt's whole meson test suite
 # (qemuxmlconftest, virschematest, domaincapstest, qemucapabilitiestest and
 # the rest) in the patched build, then the real-daemon test
 # (mk/libvirt-daemon-test.sh, TAP).  Its last line is
@@ -20,6 +21,15 @@ mkdir -p "$logs"
 rm -f "$logs"/*
 
 passed=0 failed=0 skipped=0
+
+# The libvirt build scripts' refusals
+log=$logs/test-libvirt-mk.tap
+"$top/mk/tests/test-libvirt-mk.sh" >"$log" 2>&1
+sed 's/^/    /' "$log"
+p=$(grep -c '^ok ' "$log") f=$(grep -c '^not ok ' "$log")
+[ $((p + f)) -eq "$(sed -n 's/^1\.\.//p' "$log")" ] || f=$((f + 1))
+passed=$((passed + p)) failed=$((failed + f))
+echo "check: mk/tests/test-libvirt-mk.sh: $p passed, $f failed, 0 skipped"
 
 echo "check: running libvirt's meson test suite"
 start=$(date +%s)
