@@ -78,6 +78,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
+# A daemon that an earlier run could not stop (killed itself) still holds
+# its pid file: stop that PID if it is still our virtqemud.
+old=$(cat "$ROOT/run/virtqemud.pid" 2>/dev/null)
+if [ -n "$old" ] && [ "$(readlink "/proc/$old/exe" 2>/dev/null)" = "$LOBJ/src/virtqemud" ]; then
+    kill "$old" 2>/dev/null
+    sleep 1
+fi
 rm -rf "$ROOT"
 mkdir -p "$ROOT/etc/libvirt" "$ROOT/run" "$ROOT/var/log" "$ROOT/var/lib" \
          "$ROOT/var/cache" "$T"
