@@ -37,7 +37,7 @@ start=$(date +%s)
     >"$logs/meson.log" 2>&1
 rc=$?
 for t in qemuxmlconftest virschematest domaincapstest qemucapabilitiestest; do
-    grep -E "^ *[0-9]+/[0-9]+ +$t +" "$logs/meson.log" | sed 's/^ */    /'
+    grep -E "^ *[0-9]+/[0-9]+ .*/ $t +" "$logs/meson.log" | sed 's/^ */    /'
 done
 num() { sed -n "s/^$1: *\([0-9]*\).*/\1/p" "$logs/meson.log"; }
 ok=$(num Ok) bad=$(num Fail) to=$(num Timeout) up=$(num 'Unexpected Pass') sk=$(num Skipped)
