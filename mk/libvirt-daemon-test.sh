@@ -8,8 +8,8 @@
 # <source type='guest-memfd'/> boots the test guest from <os><kernel>; the
 # host sees QEMU's guest RAM mapped from anon_inode:[kvm-gmem], QEMU's
 # query-kvm-guest-memfd answers through virsh, the guest reports PASS, a
-# guest-memfd DIMM is hotplugged with attach-device, dumpxml keeps the
-# element; then destroy and undefine.  A domain libvirt must refuse is
+# guest-memfd DIMM is hotplugged with attach-device and an nvdimm is
+# refused, dumpxml keeps the element; then destroy and undefine.  A domain libvirt must refuse is
 # refused with its message.  Prints TAP.  Everything it starts it stops by
 # PID, also on failure.
 #
@@ -25,7 +25,7 @@ GUEST=$QOBJ/tests/qtest/gmem-guest.elf
 DOM=gmem-virsh-test
 URI=qemu:///system
 T=$ROOT/test
-PLAN=11
+PLAN=12
 
 n=0
 ok()   { n=$((n + 1)); echo "ok $n - $1"; }
@@ -255,7 +255,28 @@ else
         "$(cat "$T/attach.out")" "$(tail -3 "$ROOT/var/log/libvirt/qemu/$DOM.log")"
 fi
 
-# 9. dumpxml keeps the element, and shows the DIMM
+# 9. a file-backed memory device cannot be hotplugged into it
+cat >"$T/nvdimm.xml" <<XML
+<memory model='nvdimm'>
+  <source>
+    <path>$T/nvdimm.img</path>
+  </source>
+  <target>
+    <size unit='MiB'>128</size>
+    <node>0</node>
+  </target>
+</memory>
+XML
+want="unsupported configuration: 'nvdimm' memory devices are backed by a host file and are not supported with 'guest-memfd' memory source"
+if $VIRSH attach-device "$DOM" "$T/nvdimm.xml" --live >"$T/nvdimm.out" 2>&1; then
+    nok "virsh attach-device of an nvdimm is refused" "virsh attach-device accepted it"
+elif grep -qF "$want" "$T/nvdimm.out"; then
+    ok "virsh attach-device of an nvdimm is refused: $want"
+else
+    nok "virsh attach-device of an nvdimm is refused: $want" "$(cat "$T/nvdimm.out")"
+fi
+
+# 10. dumpxml keeps the element, and shows the DIMM
 $VIRSH dumpxml "$DOM" >"$T/dump.xml" 2>&1
 if grep -q "<source type='guest-memfd'/>" "$T/dump.xml" &&
    grep -q "<memory model='dimm'" "$T/dump.xml"; then
@@ -265,7 +286,7 @@ else
         "$(grep -n 'source\|memory' "$T/dump.xml")"
 fi
 
-# 10. destroy and undefine; QEMU is gone
+# 11. destroy and undefine; QEMU is gone
 if $VIRSH destroy "$DOM" >"$T/destroy.out" 2>&1 &&
    $VIRSH undefine "$DOM" >>"$T/destroy.out" 2>&1 &&
    ! kill -0 "$qemu_pid" 2>/dev/null; then
@@ -275,7 +296,7 @@ else
     nok "virsh destroy and undefine; QEMU has exited" "$(cat "$T/destroy.out")"
 fi
 
-# 11. a domain libvirt must refuse, with its message
+# 12. a domain libvirt must refuse, with its message
 sed -e "s|<source type='guest-memfd'/>|<hugepages/>\n    <source type='guest-memfd'/>|" \
     -e "s|<name>$DOM</name>|<name>$DOM-refused</name>|" "$T/dom.xml" >"$T/refused.xml"
 want="unsupported configuration: hugepages are not allowed with 'guest-memfd' memory source"
