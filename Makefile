@@ -8,11 +8,13 @@
 #   make check    all tests
 #   make series   the whole change as a git format-patch series + checkpatch
 #   make bench    benchmarks (ratios measured side by side)
+#   make libvirt  libvirt 11.3.0 + the libvirt/ patches (guest-memfd domain XML)
 #   make kernel-lab KERNEL_SRC=/path/to/linux
 #                 boot a kernel with the in-place series under TCG, test in it
 #
 # QEMU_SRC=/path/to/qemu-10.2.2 or QEMU_TARBALL=/path/to/tarball use your
-# own QEMU source instead of Debian's source package.
+# own QEMU source instead of Debian's source package; LIBVIRT_SRC= and
+# LIBVIRT_TARBALL= do the same for libvirt.
 
 include qemu-base.mk
 
@@ -34,10 +36,11 @@ OVERLAY := $(shell awk '!/^\#/ { for (i = 2; i <= NF; i++) print $$i }' patches/
 INPUTS  := patches/series patches/overlay $(wildcard patches/*.patch) $(OVERLAY) \
 	qemu-base.mk mk/prepare.sh
 
-export QEMU_SRC QEMU_TARBALL
+export QEMU_SRC QEMU_TARBALL LIBVIRT_SRC LIBVIRT_TARBALL
 
 .PHONY: all setup fetch prepare configure build run check series fuzz \
-	series-build print-configure-flags bench kernel-lab clean distclean
+	series-build print-configure-flags bench kernel-lab clean distclean \
+	libvirt
 
 all: build
 
@@ -85,8 +88,8 @@ build: $(TOP)/build/.prepared $(OBJ)/build.ninja
 run: build
 	mk/run.sh $(OBJ)
 
-check: build
-	mk/check.sh $(OBJ)
+check: build libvirt
+	LIBVIRT_OBJ=$(LV_OBJ) mk/check.sh $(OBJ)
 
 series: $(TOP)/build/.prepared
 	mk/series.sh
@@ -111,8 +114,28 @@ FUZZ_RUNS ?= 10000000
 fuzz: build
 	mk/fuzz.sh campaign $(FUZZ_RUNS)
 
+# libvirt 11.3.0 with libvirt/patches (mk/libvirt-*.sh), the same way as QEMU:
+# build/libvirt is a git tree, one commit per patch, built in build/libvirt-obj
+LV_OBJ     := $(TOP)/build/libvirt-obj
+LV_OVERLAY := $(addprefix libvirt/,$(shell awk '!/^\#/ { for (i = 2; i <= NF; i++) print $$i }' libvirt/patches/overlay))
+LV_INPUTS  := libvirt/patches/series libvirt/patches/overlay \
+	$(wildcard libvirt/patches/*.patch) $(LV_OVERLAY) libvirt-base.mk \
+	mk/libvirt-prepare.sh
+
+$(TOP)/build/.libvirt-prepared: $(LV_INPUTS) | $(SETUP_DEP)
+	mk/libvirt-fetch.sh
+	mk/libvirt-prepare.sh
+	touch $@
+
+$(LV_OBJ)/build.ninja: mk/libvirt-build.sh | $(TOP)/build/.libvirt-prepared
+	mk/libvirt-build.sh configure
+
+libvirt: $(TOP)/build/.libvirt-prepared $(LV_OBJ)/build.ninja
+	JOBS=$(JOBS) mk/libvirt-build.sh build
+
 clean:
 	rm -rf $(OBJ) $(TOP)/build/.prepared $(TOP)/build/series
+	rm -rf $(LV_OBJ) $(TOP)/build/.libvirt-prepared $(TOP)/build/libvirt-root
 
 distclean:
 	rm -rf $(TOP)/build

@@ -118,6 +118,19 @@ if [ -n "$UPSTREAM" ]; then
     echo "check: upstream suites took $(( $(date +%s) - start )) s"
 fi
 
+# libvirt with the libvirt/ series: its meson suites and a real virtqemud
+# (make check passes LIBVIRT_OBJ)
+if [ -n "${LIBVIRT_OBJ:-}" ]; then
+    "$top/mk/libvirt-check.sh" "$OBJ" "$LIBVIRT_OBJ" >"$logs/libvirt.log" 2>&1
+    grep -v '^libvirt-check: ' "$logs/libvirt.log"
+    lv=$(sed -n 's/^libvirt-check: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' \
+         "$logs/libvirt.log")
+    [ -n "$lv" ] || lv="0 1 0"
+    set -- $lv
+    passed=$((passed + $1)) failed=$((failed + $2)) skipped=$((skipped + $3))
+    [ "$2" -gt 0 ] && fail_names="$fail_names libvirt"
+fi
+
 # A short fuzzing run of the conversion engine (make fuzz for the long one)
 log=$logs/fuzz.log
 if "$top/mk/fuzz.sh" smoke "${FUZZ_SECS:-60}" >"$log" 2>&1; then
