@@ -68,8 +68,8 @@ int main(int argc, char **argv)
     vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM_, 1UL);
     fd = vm < 0 ? -1 : ioctl(vm, CREATE_GUEST_MEMFD, &g);
     if (fd < 0) {
-        printf("convert-rate: no SW-protected VM with an in-place guest_memfd: %s\n",
-               strerror(errno));
+        printf("convert-rate: no SW-protected VM with an in-place "
+               "guest_memfd: %s\n", strerror(errno));
         return 2;
     }
     map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -94,7 +94,8 @@ struct gd_pin_longterm_test {
     uint64_t size;
     uint32_t flags;
 };
-#define GD_PIN_LONGTERM_TEST_START      _IOW('g', 7, struct gd_pin_longterm_test)
+#define GD_PIN_LONGTERM_TEST_START \
+    _IOW('g', 7, struct gd_pin_longterm_test)
 #define GD_PIN_LONGTERM_TEST_STOP       _IO('g', 8)
 #define GD_PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
 
@@ -109,9 +110,42 @@ static int gup_errno;
 static int pin_by_model;
 
 /* A line's result: what the call returned and errno */
+/*
+ * The errno's name, as the transcripts spell it; stable across libcs,
+ * unlike strerror()'s text
+ */
+static const char *errno_name(int err)
+{
+    static char other[16];
+
+    switch (err) {
+    case EINVAL: return "EINVAL";
+    case ENOTTY: return "ENOTTY";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EFAULT: return "EFAULT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOENT: return "ENOENT";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case EIO: return "EIO";
+    case ENOSPC: return "ENOSPC";
+    case E2BIG: return "E2BIG";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case ENODEV: return "ENODEV";
+    case ENOSYS: return "ENOSYS";
+    default:
+        snprintf(other, sizeof(other), "errno%d", err);
+        return other;
+    }
+}
+
 static void print_ret(long ret, int err)
 {
-    printf("ret=%ld errno=%s", ret, ret < 0 ? strerrorname_np(err) : "0");
+    printf("ret=%ld errno=%s", ret, ret < 0 ? errno_name(err) : "0");
 }
 
 static void check_extension(const char *who, int fd, long cap)
@@ -307,13 +341,13 @@ static GFile create_gmem(int vm, const char *name, uint64_t flags)
            flags == (GD_GMEM_MMAP | GD_GMEM_INIT_SHARED) ? "MMAP|INIT_SHARED" :
            flags == GD_GMEM_MMAP ? "MMAP" : "0");
     printf("%s errno=%s", ret >= 0 ? "ret=fd" : "ret=-1",
-           ret >= 0 ? "0" : strerrorname_np(err));
+           ret >= 0 ? "0" : errno_name(err));
     f.fd = ret;
     if (ret >= 0) {
         void *m = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                        f.fd, 0);
 
-        printf(" mmap=%s", m == MAP_FAILED ? strerrorname_np(errno) : "ok");
+        printf(" mmap=%s", m == MAP_FAILED ? errno_name(errno) : "ok");
         f.map = m == MAP_FAILED ? NULL : m;
         print_state(&f);
     }
@@ -396,7 +430,7 @@ static void run_vm(int type)
     vm = ioctl(kvm_fd, GD_KVM_CREATE_VM, (unsigned long)type);
     err = errno;
     printf("%s create-vm type=%d => %s errno=%s\n", who, type,
-           vm >= 0 ? "ret=fd" : "ret=-1", vm >= 0 ? "0" : strerrorname_np(err));
+           vm >= 0 ? "ret=fd" : "ret=-1", vm >= 0 ? "0" : errno_name(err));
 
     if (vm >= 0) {
         check_extension(who, vm, GD_CAP_MEMORY_ATTRIBUTES);

@@ -2304,6 +2304,20 @@ static void pci_cfg_writel(QTestState *qts, int devfn, int offset,
     qtest_outl(qts, 0xcfc, val);
 }
 
+/* Reset the legacy virtio device at I/O port @io; returns queue 0's size */
+static uint16_t virtio_legacy_reset(QTestState *qts, uint16_t io)
+{
+    uint16_t num;
+
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 0);
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2);   /* ACK, DRIVER */
+    qtest_outl(qts, io + VIRTIO_PCI_GUEST_FEATURES, 0);
+    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_SEL, 0);
+    num = qtest_inw(qts, io + VIRTIO_PCI_QUEUE_NUM);
+    g_assert_cmpint(num, >, 0);
+    return num;
+}
+
 /*
  * Reset the legacy virtio device at I/O port @io and give it queue 0 at
  * @ring with one device-writable buffer at @buf; returns the address of
@@ -2316,12 +2330,7 @@ static uint64_t virtio_legacy_start(QTestState *qts, uint16_t io,
     uint16_t num;
     uint64_t avail, used;
 
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 0);
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2);   /* ACK, DRIVER */
-    qtest_outl(qts, io + VIRTIO_PCI_GUEST_FEATURES, 0);
-    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_SEL, 0);
-    num = qtest_inw(qts, io + VIRTIO_PCI_QUEUE_NUM);
-    g_assert_cmpint(num, >, 0);
+    num = virtio_legacy_reset(qts, io);
     avail = ring + 16 * num;
     used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
     if (ring_shared) {
@@ -2479,12 +2488,7 @@ static uint64_t virtio_blk_legacy_read(QTestState *qts, uint16_t io,
     g_autofree uint8_t *zero = NULL;
     uint16_t num;
 
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 0);
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2);   /* ACK, DRIVER */
-    qtest_outl(qts, io + VIRTIO_PCI_GUEST_FEATURES, 0);
-    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_SEL, 0);
-    num = qtest_inw(qts, io + VIRTIO_PCI_QUEUE_NUM);
-    g_assert_cmpint(num, >, 0);
+    num = virtio_legacy_reset(qts, io);
     avail = ring + 16 * num;
     used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
     zero = g_malloc0(used + VRING_ALIGN - ring);

@@ -108,6 +108,7 @@ static const Generation generations[] = {
  * KVM_CAP_PPC_COMPAT_CAPS and KVM_CAP_ARM_PMU_V3_STRICT.
  */
 static char letter(KvmGuestMemfdMeans means);
+static void table_letters(const KvmGmemTable *table, GString *got);
 
 #define BASE "231=1,234=1,244=3"
 
@@ -239,16 +240,7 @@ static void test_kernel(const void *data)
         error_free(err);
     }
     kvm_gmem_caps_table(&caps, &table);
-    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
-        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
-            if (got->len) {
-                g_string_append_c(got, ' ');
-            }
-            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
-                g_string_append_c(got, letter(table.means[p][d][c]));
-            }
-        }
-    }
+    table_letters(&table, got);
     g_assert_cmpint(table.mode, ==, k->mode);
     g_assert_cmpuint(caps.gmem_attrs_cap, ==, k->attrs_cap);
     g_assert_cmpuint(caps.attr2_flags, ==, k->attr2_flags);
@@ -323,6 +315,21 @@ static char letter(KvmGuestMemfdMeans means)
     return letters[means];
 }
 
+/* The table as letters, phase by phase, direction by direction */
+static void table_letters(const KvmGmemTable *table, GString *got)
+{
+    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
+        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
+            if (got->len) {
+                g_string_append_c(got, ' ');
+            }
+            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
+                g_string_append_c(got, letter(table->means[p][d][c]));
+            }
+        }
+    }
+}
+
 static void test_generation(const void *data)
 {
     const Generation *g = data;
@@ -330,16 +337,7 @@ static void test_generation(const void *data)
     KvmGmemTable table;
 
     kvm_gmem_caps_table(&g->caps, &table);
-    for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
-        for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
-            if (got->len) {
-                g_string_append_c(got, ' ');
-            }
-            for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
-                g_string_append_c(got, letter(table.means[p][d][c]));
-            }
-        }
-    }
+    table_letters(&table, got);
     g_assert_cmpint(table.mode, ==, g->mode);
     g_assert_cmpstr(got->str, ==, g->table);
 }
