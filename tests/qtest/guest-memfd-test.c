@@ -2959,7 +2959,9 @@ static const Refusal refusals[] = {
       "-machine memory-backend=m0 " BACKEND ",size=32M",
       "(SEV-SNP page) stopped at GPA 0xffff4000, which is not private in "
       "its guest_memfd (EIO), after 0x4000 bytes",
-      NULL, MODEL_SNP, "v8" },
+      NULL, MODEL_SNP, "v8", NULL, NULL,
+      /* a concurrent conversion of the firmware's fifth page */
+      "GMEM_KVM_MODEL_SHARED_GPA=0xffff4000" },
     { "in-place/tdx-model-no-in-place", true, NULL,
       "-machine memory-backend=m0 " BACKEND ",size=32M",
       "tdx-guest 'tdx0' has convert-in-place=on, but the host's KVM "
@@ -2975,7 +2977,9 @@ static const Refusal refusals[] = {
       "-machine memory-backend=m0 " BACKEND ",size=32M",
       "KVM_TDX_INIT_MEM_REGION stopped at GPA 0xffff4000, which is not "
       "private in its guest_memfd (EIO), after adding 0x4000 of 0x10000 "
-      "bytes", NULL, MODEL_TDX, "v8" },
+      "bytes", NULL, MODEL_TDX, "v8", NULL, NULL,
+      /* a concurrent conversion of the firmware's fifth page */
+      "GMEM_KVM_MODEL_SHARED_GPA=0xffff4000" },
     /* software-protected VMs: this host has no such VM type */
     { "sw-protected/kvm", true, NULL,
       "-accel kvm " SWPROT_ARGS,
@@ -3082,11 +3086,6 @@ static void test_refusal(const void *data)
         envp = g_environ_setenv(envp, "LD_PRELOAD", preload, true);
         envp = g_environ_setenv(envp, tdx ? "GMEM_KVM_MODEL_TDX" :
                                 "GMEM_KVM_MODEL_SNP", "1", true);
-        if (strstr(r->name, "shared-page")) {
-            /* a concurrent conversion of the firmware's fifth page */
-            envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_SHARED_GPA",
-                                    "0xffff4000", true);
-        }
     }
     if (r->inplace) {
         envp = g_environ_setenv(envp, "GMEM_KVM_MODEL_INPLACE", r->inplace,
