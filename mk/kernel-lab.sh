@@ -138,8 +138,10 @@ guest=$QEMU_OBJ/tests/qtest/gmem-guest.elf
 qt=$QEMU_OBJ/tests/qtest/guest-memfd-test
 if [ -x "$qt" ] && [ -n "$LAB_QTESTS" ]; then
     copy_elf "$qt" "$ROOT/lab/qtest/guest-memfd-test"
-    so=$QEMU_OBJ/tests/qtest/guest-memfd-kvm-model.so
-    [ -f "$so" ] && copy_elf "$so" "$ROOT/lab/qtest/guest-memfd-kvm-model.so"
+    for so in guest-memfd-kvm-model.so guest-memfd-pin.so; do
+        [ -f "$QEMU_OBJ/tests/qtest/$so" ] &&
+            copy_elf "$QEMU_OBJ/tests/qtest/$so" "$ROOT/lab/qtest/$so"
+    done
     if [ "$LAB_QTESTS" = all ]; then
         QTEST_QEMU_BINARY=$L0 "$qt" -l 2>/dev/null | grep '^/' >"$ROOT/lab/qtest-paths" || true
     else
@@ -278,7 +280,7 @@ fi
 echo "kernel-lab: L2 (QEMU under KVM in L1):"
 sed -n '/^LAB-BEGIN l2-gmem$/,/^LAB-END l2-gmem$/p' "$OUT/serial.txt" | sed '1d;$d' | sed 's/^/  /'
 echo "kernel-lab: conversion rate in L1:"
-grep '^convert-rate' "$OUT/serial.txt" | sed 's/^/  /' || true
+grep -E '^(# )?convert-rate' "$OUT/serial.txt" | sed 's/^# //; s/^/  /' || true
 
 pass=0 fail=0 skip=0
 while read -r st name rest; do

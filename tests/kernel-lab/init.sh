@@ -148,6 +148,7 @@ test_qtest() {
     cd /lab/qtest
     QTEST_QEMU_BINARY=$QEMU GMEM_GUEST_ELF=$GUEST \
         GMEM_KVM_MODEL=/lab/qtest/guest-memfd-kvm-model.so \
+        GMEM_PIN_LIB=/lab/qtest/guest-memfd-pin.so \
         ./guest-memfd-test --tap -k -p "$1" >/tmp/qtest.out 2>&1
     st=$?
     cat /tmp/qtest.out

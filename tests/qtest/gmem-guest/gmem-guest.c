@@ -25,6 +25,10 @@
  *   mb=N             test at most N MiB (default: all usable RAM)
  *   serve=1          make conversion requests whenever the host says so
  *                    (GMEM_GUEST_SERVE_GO), before the RAM test
+ *   hc=1             make KVM_HC_MAP_GPA_RANGE requests as real hypercalls
+ *                    (vmmcall on AMD, vmcall on Intel), for a kernel that
+ *                    converts in place, instead of through the KVM model's
+ *                    port
  */
 
 #include <stdarg.h>
@@ -124,6 +128,7 @@ static uint32_t seed = GMEM_GUEST_DEFAULT_SEED;
 static uint32_t limit_mib;
 static int have_limit;
 static int serve;
+static int hypercall;  /* 0: the model's port, 1: vmcall, 2: vmmcall */
 static uint32_t loop_kib = 256;
 
 /* Copied boot information */
@@ -395,6 +400,12 @@ static void parse_option(const char *w, uint32_t len)
             bad_option(w, len);
         } else {
             serve = v;
+        }
+    } else if (word_is(w, klen, "hc")) {
+        if (parse_u32(val, vlen, &v) < 0 || v > 1) {
+            bad_option(w, len);
+        } else {
+            hypercall = v;
         }
     } else if (word_is(w, klen, "mb")) {
         if (parse_u32(val, vlen, &v) < 0) {
@@ -878,23 +889,81 @@ static uint32_t model_request(uint32_t kind, uint32_t gpa, uint32_t size,
     return ret;
 }
 
+/* hc=1: vmmcall on AMD ("AuthenticAMD"), vmcall elsewhere */
+static void choose_hypercall(void)
+{
+    uint32_t a = 0, b, c, d;
+
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    hypercall = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u ?
+                2 : 1;
+    gprintf("gmem-guest: hypercalls through %s\n",
+            hypercall == 2 ? "vmmcall" : "vmcall");
+}
+
+/*
+ * A KVM hypercall from 32-bit code: the number in eax, the arguments in
+ * ebx, ecx, edx, the result in eax.
+ */
+static uint32_t kvm_hypercall3(uint32_t nr, uint32_t a0, uint32_t a1,
+                               uint32_t a2)
+{
+    uint32_t ret;
+
+    if (hypercall == 2) {
+        __asm__ volatile("vmmcall"
+                         : "=a"(ret)
+                         : "0"(nr), "b"(a0), "c"(a1), "d"(a2)
+                         : "memory");
+    } else {
+        __asm__ volatile("vmcall"
+                         : "=a"(ret)
+                         : "0"(nr), "b"(a0), "c"(a1), "d"(a2)
+                         : "memory");
+    }
+    return ret;
+}
+
+static uint32_t request(uint32_t kind, uint32_t gpa, uint32_t size,
+                        uint32_t attributes)
+{
+    if (!hypercall) {
+        return model_request(kind, gpa, size, attributes);
+    }
+    if (kind != GMEM_GUEST_REQ_MAP_GPA_RANGE) {
+        /* a memory fault is not something a guest can ask for */
+        return GMEM_GUEST_RESULT_UNSUPPORTED;
+    }
+    return kvm_hypercall3(kind, gpa, size, attributes);
+}
+
+/*
+ * The requests in the mailbox, in order, the whole list "repeat" times
+ * (at least once), printing them when made once only (a line on the
+ * debug console costs an exit per character)
+ */
 static void make_requests(void)
 {
     uint32_t n = mailbox->nr_requests;
-    uint32_t i;
+    uint32_t passes = mailbox->repeat;
+    uint32_t i, pass;
 
     if (n > GMEM_GUEST_MAX_REQUESTS) {
         n = GMEM_GUEST_MAX_REQUESTS;
     }
-    for (i = 0; i < n; i++) {
-        volatile GmemGuestRequest *r = &mailbox->requests[i]; /* host's */
+    for (pass = 0; pass < passes || !pass; pass++) {
+        for (i = 0; i < n; i++) {
+            volatile GmemGuestRequest *r = &mailbox->requests[i]; /* host's */
 
-        r->result = model_request(r->kind, r->gpa, r->size, r->attributes);
-        barrier();
-        r->done = 1;
-        gprintf("gmem-guest: request %u: kind 0x%x gpa 0x%08x size 0x%x "
-                "attributes 0x%x: 0x%08x\n", i, r->kind, r->gpa, r->size,
-                r->attributes, r->result);
+            r->result = request(r->kind, r->gpa, r->size, r->attributes);
+            barrier();
+            r->done = 1;
+            if (passes <= 1) {
+                gprintf("gmem-guest: request %u: kind 0x%x gpa 0x%08x "
+                        "size 0x%x attributes 0x%x: 0x%08x\n", i, r->kind,
+                        r->gpa, r->size, r->attributes, r->result);
+            }
+        }
     }
 }
 
@@ -955,6 +1024,9 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
         finish();
     }
 
+    if (hypercall) {
+        choose_hypercall();
+    }
     /* Must happen before the RAM test touches anything */
     check_host_data();
     make_requests();

@@ -95,12 +95,17 @@ static inline uint32_t gmem_guest_loop_seed(uint32_t guest_seed,
  * eax = kind, ebx = gpa, ecx = size, esi = attributes, and stores what
  * eax reads back in "result".  The KVM model of guest-memfd-test turns
  * these into the exits a confidential guest's requests produce; without
- * it, the port reads as all ones.
+ * it, the port reads as all ones.  With "hc=1" on its command line, the
+ * guest makes GMEM_GUEST_REQ_MAP_GPA_RANGE requests as real hypercalls
+ * instead (eax = 12, ebx = gpa, ecx = pages, edx = attributes), and
+ * answers GMEM_GUEST_RESULT_UNSUPPORTED to the others.  It makes the
+ * whole list "repeat" times (0 counts as 1), printing it only if once.
  */
 #define GMEM_GUEST_MODEL_PORT           0x99
 #define GMEM_GUEST_REQ_MAP_GPA_RANGE    12      /* size in pages */
 #define GMEM_GUEST_REQ_MEMORY_FAULT     0xfa17  /* size in bytes */
 #define GMEM_GUEST_MAX_REQUESTS         32
+#define GMEM_GUEST_RESULT_UNSUPPORTED   0xfffffffeu
 
 typedef struct GmemGuestRequest {
     uint32_t kind;          /* GMEM_GUEST_REQ_* */
@@ -132,7 +137,8 @@ typedef struct GmemGuestMailbox {
     uint32_t loop_passes;   /* mode=loop: passes over the region so far */
     uint32_t loop_cmd;      /* mode=loop: GMEM_GUEST_LOOP_* from the host */
     uint32_t serve_cmd;     /* serve=1: GMEM_GUEST_SERVE_* from the host */
-    uint32_t reserved[3];
+    uint32_t repeat;        /* passes over the requests (0: one) */
+    uint32_t reserved[2];
     GmemGuestRequest requests[GMEM_GUEST_MAX_REQUESTS];
 } GmemGuestMailbox;
 
@@ -149,6 +155,7 @@ typedef struct GmemGuestMailbox {
 #define GMEM_GUEST_MB_LOOP_PASSES       0x28
 #define GMEM_GUEST_MB_LOOP_CMD          0x2c
 #define GMEM_GUEST_MB_SERVE_CMD         0x30
+#define GMEM_GUEST_MB_REPEAT            0x34
 #define GMEM_GUEST_MB_REQUESTS          0x40
 
 _Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
@@ -177,6 +184,8 @@ _Static_assert(offsetof(GmemGuestMailbox, loop_cmd) ==
                GMEM_GUEST_MB_LOOP_CMD, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, serve_cmd) ==
                GMEM_GUEST_MB_SERVE_CMD, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, repeat) ==
+               GMEM_GUEST_MB_REPEAT, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, requests) ==
                GMEM_GUEST_MB_REQUESTS, "mailbox layout");
 _Static_assert(sizeof(GmemGuestRequest) == 24, "request layout");
