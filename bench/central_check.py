@@ -3,9 +3,9 @@
 """The cost of the private-memory check on ordinary RAM, side by side.
 
 The check sits where the memory API turns an access to RAM into a host
-pointer (patch "memory: fail host accesses to private guest_memfd
-memory").  This compares QEMU with the series against QEMU built from the
-commit before that patch (in build/bench-base-obj, built here on first
+pointer (patch "memory: fail host accesses to private guest memory").
+This compares QEMU with the series against QEMU built from the commit
+before that patch (in build/bench-base-obj, built here on first
 use), in one run:
 
 1. Instructions, counted by callgrind (qtest accelerator), of a memsave
@@ -17,8 +17,9 @@ use), in one run:
    errors, is printed for information.
 2. Times: VMS paused VMs of each with SIZE of memfd RAM and, REPS times,
    each in turn, a memsave of READ_MB to /dev/null; and, in the QEMU with
-   the series, the same on memory-backend-guest-memfd RAM (all shared,
-   so the check answers in constant time).  The reads stay within the
+   the series, the same on memory-backend-guest-memfd RAM that cannot be
+   private (this host cannot convert it), which keeps the fast paths of
+   ordinary RAM.  The reads stay within the
    host's caches, so that the per-access cost is not lost in the cost of
    memory.  Each figure is the median of the VMS * REPS runs.
 """
@@ -46,7 +47,7 @@ SIZE = os.environ.get('SIZE', '256M')
 READ = int(os.environ.get('READ_MB', '32')) << 20
 CG_READ = 4 << 20
 FIRMWARE = os.path.join(OBJ, 'qemu-bundle/usr/local/share/qemu')
-SUBJECT = 'memory: fail host accesses to private guest_memfd memory'
+SUBJECT = 'memory: fail host accesses to private guest memory'
 
 
 def git(*args):

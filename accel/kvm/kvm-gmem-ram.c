@@ -147,16 +147,81 @@ static uint64_t kvm_gmem_ram_get_min_granularity(const RamDiscardManager *rdm,
     return 1ULL << KVM_GMEM_RAM(rdm)->file.page_shift;
 }
 
+/*
+ * Is any of [@offset, @offset + @len) private?  Constant time when the RAM
+ * is all shared or all private: host accesses ask this first.
+ */
+static bool kvm_gmem_ram_is_private(KvmGmemRam *g, uint64_t offset,
+                                    uint64_t len)
+{
+    const KvmGmemFile *f = &g->file;
+    uint64_t mask = (1ULL << f->page_shift) - 1;
+    uint64_t start = offset & ~mask;
+    uint64_t end;
+
+    if (!len || offset >= f->size) {
+        return false;
+    }
+    end = ROUND_UP(MIN(offset + len, f->size), mask + 1);
+    return !f->nr_shared ||
+           (f->nr_shared != f->nr_pages &&
+            !kvm_gmem_file_is(f, start, end - start, true));
+}
+
+/*
+ * Keep a range shared while the host holds a pointer to it: a device that
+ * maps guest memory (address_space_map()) may copy to or from it long
+ * after, without the BQL.  Until kvm_gmem_ram_unmap(), a conversion of any
+ * of it to private fails as busy, so that the pointer never reaches
+ * private memory (SIGBUS).  False, holding nothing, if any of it is
+ * private.
+ */
+static bool kvm_gmem_ram_map(KvmGmemRam *g, uint64_t offset, uint64_t len)
+{
+    KvmGmemMap m = { .offset = offset, .len = len };
+
+    QEMU_LOCK_GUARD(&g->map_lock);
+    if (kvm_gmem_ram_is_private(g, offset, len)) {
+        return false;
+    }
+    g_array_append_val(g->maps, m);
+    return true;
+}
+
+/* Let go of a range kvm_gmem_ram_map() held */
+static void kvm_gmem_ram_unmap(KvmGmemRam *g, uint64_t offset, uint64_t len)
+{
+    QEMU_LOCK_GUARD(&g->map_lock);
+    for (guint i = 0; i < g->maps->len; i++) {
+        KvmGmemMap *m = &g_array_index(g->maps, KvmGmemMap, i);
+
+        if (m->offset == offset && m->len == len) {
+            g_array_remove_index_fast(g->maps, i);
+            return;
+        }
+    }
+}
+
 static bool kvm_gmem_ram_is_populated(const RamDiscardManager *rdm,
                                       const MemoryRegionSection *section)
 {
-    const KvmGmemFile *f = &KVM_GMEM_RAM(rdm)->file;
-    uint64_t mask = (1ULL << f->page_shift) - 1;
-    uint64_t start = section->offset_within_region & ~mask;
-    uint64_t end = ROUND_UP(section->offset_within_region +
-                            int128_get64(section->size), mask + 1);
+    return !kvm_gmem_ram_is_private(KVM_GMEM_RAM(rdm),
+                                    section->offset_within_region,
+                                    int128_get64(section->size));
+}
 
-    return kvm_gmem_file_is(f, start, end - start, true);
+static bool kvm_gmem_ram_hold_populated(RamDiscardManager *rdm,
+                                        const MemoryRegionSection *section)
+{
+    return kvm_gmem_ram_map(KVM_GMEM_RAM(rdm), section->offset_within_region,
+                            int128_get64(section->size));
+}
+
+static void kvm_gmem_ram_release_populated(RamDiscardManager *rdm,
+                                           const MemoryRegionSection *section)
+{
+    kvm_gmem_ram_unmap(KVM_GMEM_RAM(rdm), section->offset_within_region,
+                       int128_get64(section->size));
 }
 
 static void kvm_gmem_ram_register_listener(RamDiscardManager *rdm,
@@ -281,6 +346,8 @@ static void kvm_gmem_ram_class_init(ObjectClass *klass, const void *data)
     rdmc->is_populated = kvm_gmem_ram_is_populated;
     rdmc->replay_populated = kvm_gmem_ram_replay_populated;
     rdmc->replay_discarded = kvm_gmem_ram_replay_discarded;
+    rdmc->hold_populated = kvm_gmem_ram_hold_populated;
+    rdmc->release_populated = kvm_gmem_ram_release_populated;
 }
 
 KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
@@ -309,6 +376,10 @@ KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
         object_unref(OBJECT(g));
         return NULL;
     }
+    /* Shared memory that cannot be converted keeps the fast paths */
+    memory_region_set_may_be_private(rb->mr, !shared ||
+                                     kvm_gmem_get_table()->mode ==
+                                     KVM_GUEST_MEMFD_MODE_IN_PLACE);
     QLIST_INSERT_HEAD(&kvm_gmem_rams, g, next);
     return g;
 }
@@ -316,50 +387,10 @@ KvmGmemRam *kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
 void kvm_gmem_ram_destroy(KvmGmemRam *g)
 {
     QLIST_REMOVE(g, next);
+    memory_region_set_may_be_private(g->ram_block->mr, false);
     memory_region_set_ram_discard_manager(g->ram_block->mr, NULL);
     kvm_gmem_file_destroy(&g->file);
     object_unref(OBJECT(g));
-}
-
-bool kvm_gmem_ram_is_private(KvmGmemRam *g, uint64_t offset, uint64_t len)
-{
-    const KvmGmemFile *f = &g->file;
-    uint64_t mask = (1ULL << f->page_shift) - 1;
-    uint64_t start = offset & ~mask;
-    uint64_t end;
-
-    if (!len || offset >= f->size) {
-        return false;
-    }
-    end = ROUND_UP(MIN(offset + len, f->size), mask + 1);
-    return !f->nr_shared ||
-           (f->nr_shared != f->nr_pages &&
-            !kvm_gmem_file_is(f, start, end - start, true));
-}
-
-bool kvm_gmem_ram_map(KvmGmemRam *g, uint64_t offset, uint64_t len)
-{
-    KvmGmemMap m = { .offset = offset, .len = len };
-
-    QEMU_LOCK_GUARD(&g->map_lock);
-    if (kvm_gmem_ram_is_private(g, offset, len)) {
-        return false;
-    }
-    g_array_append_val(g->maps, m);
-    return true;
-}
-
-void kvm_gmem_ram_unmap(KvmGmemRam *g, uint64_t offset, uint64_t len)
-{
-    QEMU_LOCK_GUARD(&g->map_lock);
-    for (guint i = 0; i < g->maps->len; i++) {
-        KvmGmemMap *m = &g_array_index(g->maps, KvmGmemMap, i);
-
-        if (m->offset == offset && m->len == len) {
-            g_array_remove_index_fast(g->maps, i);
-            return;
-        }
-    }
 }
 
 /* Does a map hold any of [@offset, @offset + @size)?  Under map_lock */
