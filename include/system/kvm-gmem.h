@@ -128,4 +128,11 @@ bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp);
 const KvmGmemCaps *kvm_gmem_get_caps(void);
 const KvmGmemTable *kvm_gmem_get_table(void);
 
+/*
+ * kvm_gmem_phase: the launch phase of the VM: pre-launch for a
+ * confidential guest that populates private memory at launch, until it
+ * finishes its launch; runtime after that, and for every other VM.
+ */
+KvmGuestMemfdPhase kvm_gmem_phase(void);
+
 #endif
