@@ -6,7 +6,7 @@
 #   make build    fetch, extract, patch, configure and build QEMU
 #   make run      boot a VM whose RAM is one guest_memfd (the main job)
 #   make check    all tests
-#   make series   the whole change as a git format-patch series + checkpatch
+#   make series   the change as three git format-patch postings + checkpatch
 #   make bench    benchmarks (ratios measured side by side)
 #   make libvirt  libvirt 11.3.0 + the libvirt/ patches (guest-memfd domain XML)
 #   make kernel-lab KERNEL_SRC=/path/to/linux

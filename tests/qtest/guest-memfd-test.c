@@ -2661,9 +2661,9 @@ static void test_convert_mapped(const void *data)
  * guest_memfd attribute ioctl, with real private pages behind QEMU's
  * mapping.  They need a kernel with the in-place conversion series and
  * KVM_X86_SW_PROTECTED_VM (the kernel lab runs them on one); elsewhere
- * they skip, saying what the kernel lacks, as the test found it from
- * /dev/kvm itself, so that a QEMU that wrongly refuses such a kernel
- * fails here instead of skipping.
+ * they skip, saying what the kernel lacks ("the kernel lacks ..."), as
+ * the test found it from /dev/kvm itself, so that a QEMU that wrongly
+ * refuses such a kernel fails here instead of skipping.
  */
 static bool have_inplace_kvm(void)
 {
@@ -2691,16 +2691,17 @@ static bool have_inplace_kvm(void)
         gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &g);
     }
     if (types <= 0 || !(types & (1 << KVM_X86_SW_PROTECTED_VM))) {
-        why = "KVM has no KVM_X86_SW_PROTECTED_VM (KVM_CAP_VM_TYPES); "
+        why = "the kernel lacks KVM_X86_SW_PROTECTED_VM (KVM_CAP_VM_TYPES); "
               "the kernel lab runs this test";
     } else if (vm < 0) {
-        why = "creating a KVM_X86_SW_PROTECTED_VM failed";
+        why = "the kernel lacks a working KVM_X86_SW_PROTECTED_VM "
+              "(KVM_CREATE_VM failed)";
     } else if (gmem < 0) {
-        why = "KVM makes no mappable, shared guest_memfd for a "
+        why = "the kernel lacks a mappable, shared guest_memfd for a "
               "software-protected VM";
     } else if (ioctl(gmem, KVM_SET_MEMORY_ATTRIBUTES2, &a)) {
-        why = "KVM does not convert guest_memfd memory in place (no "
-              "KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd); the kernel lab "
+        why = "the kernel lacks in-place conversion of guest_memfd memory "
+              "(KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd); the kernel lab "
               "runs this test";
     }
     if (gmem >= 0) {
@@ -2894,8 +2895,8 @@ static void test_kvm_convert_pinned(void)
     }
     gup = open("/sys/kernel/debug/gup_test", O_RDWR);
     if (gup < 0) {
-        g_test_skip("no /sys/kernel/debug/gup_test to pin a page with "
-                    "(CONFIG_GUP_TEST, debugfs mounted)");
+        g_test_skip("the kernel lacks /sys/kernel/debug/gup_test to pin a "
+                    "page with (CONFIG_GUP_TEST, debugfs mounted)");
         return;
     }
     close(gup);
