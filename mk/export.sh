@@ -4,8 +4,10 @@
 # The reverse of prepare.sh, for developers: turn the commits base..gmem of
 # $SRC back into patches/ and the overlay files at their paths in this repo.
 # A file a commit adds is an overlay file (we own it; it lives whole in this
-# repo); a file it modifies goes into the patch.  A later commit may not
-# modify an overlay file: squash the change into the commit that adds it.
+# repo, as the series leaves it); a file it modifies goes into the patch.
+# A later commit that modifies an overlay file carries that change in its
+# patch, as upstream would get it; prepare.sh undoes those changes to give
+# the adding commit its version.  No commit may delete an overlay file.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,17 +32,17 @@ for c in $(g rev-list --reverse base..gmem); do
     name=$(printf '%04d-%s.patch' "$n" \
         "$(echo "$subj" | sed 's/[^A-Za-z0-9]\{1,\}/-/g; s/^-//; s/-$//' | cut -c1-52 | sed 's/-$//')")
     added=$(g diff-tree --no-commit-id -r --diff-filter=A --name-only "$c")
-    for f in $(g diff-tree --no-commit-id -r --diff-filter=MDR --name-only "$c"); do
+    for f in $(g diff-tree --no-commit-id -r --diff-filter=DR --name-only "$c"); do
         grep -qx "$f" "$tmp/owned" &&
-            die "$subj: modifies $f, added by an earlier commit; squash it there"
+            die "$subj: deletes or renames $f, added by an earlier commit"
     done
     excl=
     for f in $added; do
         echo "$f" >>"$tmp/owned"
         excl="$excl :(exclude)$f"
         mkdir -p "$top/$(dirname "$f")"
-        g show "$c:$f" >"$top/$f"
-        if [ "$(g ls-tree "$c" -- "$f" | cut -c1-6)" = 100755 ]; then
+        g show "gmem:$f" >"$top/$f"
+        if [ "$(g ls-tree gmem -- "$f" | cut -c1-6)" = 100755 ]; then
             chmod +x "$top/$f"
         else
             chmod -x "$top/$f"

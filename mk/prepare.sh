@@ -75,6 +75,24 @@ fi
 idx=$(mktemp "$SRC/.git/gmem-index.XXXXXX")
 msgdir=$(mktemp -d)
 trap 'rm -f "$idx"; rm -rf "$msgdir"' EXIT INT TERM
+sed -e 's/#.*//' "$PATCHES/series" | grep -v '^ *$' >"$msgdir/order" || true
+
+# A new file as the patch that adds it (number $2) has it: this repository
+# holds the series' final version; undo, newest first, what the later
+# patches change in it.  Prints the path of that version.
+version_at() {
+    d=$(mktemp -d "$msgdir/v.XXXXXX")
+    mkdir -p "$d/$(dirname "$1")"
+    cp "$top/$1" "$d/$1"
+    for later in $(sed -n "$(($2 + 1)),\$p" "$msgdir/order" | tac); do
+        grep -q "^diff --git a/$1 b/$1\$" "$PATCHES/$later" || continue
+        (cd "$d" && git apply -R --include="$1" --whitespace=nowarn \
+            "$PATCHES/$later") ||
+            die "$later: its change to $1 does not undo from $1 in this repository"
+    done
+    echo "$d/$1"
+}
+
 export GIT_INDEX_FILE="$idx"
 g read-tree base
 head=$(g rev-parse base)
@@ -92,7 +110,7 @@ for p in $(sed -e 's/#.*//' "$PATCHES/series"); do
         [ -f "$top/$new" ] || die "patches/overlay: $new (for $p) does not exist"
         mode=100644
         [ -x "$top/$new" ] && mode=100755
-        sha=$(git -C "$SRC" hash-object -w "$top/$new")
+        sha=$(git -C "$SRC" hash-object -w "$(version_at "$new" $n)")
         g update-index --add --cacheinfo "$mode,$sha,$new"
     done
     tree=$(g write-tree)

@@ -103,5 +103,43 @@ check "prepare: QEMU_SRC that is not a QEMU tree" 1 \
     "QEMU_SRC=$tmp/bin is not a QEMU source tree" \
     env QEMU_SRC="$tmp/bin" SRC="$tmp/src2" "$top/mk/prepare.sh"
 
+# export.sh and prepare.sh round trip, with a new file that a later patch
+# changes: the repository holds its final version, the later patch the
+# change, and prepare.sh gives back the very same commits
+roundtrip() {
+    t=$tmp/rt
+    mkdir -p "$t/top/mk" "$t/top/patches" "$t/q"
+    cp "$top/mk/prepare.sh" "$top/mk/export.sh" "$t/top/mk/"
+    cp "$top/qemu-base.mk" "$t/top/"
+    sed -n 's/^QEMU_VERSION *:= *//p' "$top/qemu-base.mk" >"$t/q/VERSION"
+    printf 'upstream\n' >"$t/q/up.c"
+    printf '# series\n' >"$t/top/patches/series"
+    printf '# overlay\n' >"$t/top/patches/overlay"
+    env QEMU_SRC="$t/q" SRC="$t/src" "$t/top/mk/prepare.sh" >/dev/null || return 1
+    (
+        cd "$t/src" &&
+        printf 'one\ntwo\n' >new.c && printf 'upstream\nfirst\n' >up.c &&
+        git add -A && git -c user.name=t -c user.email=t@t commit -qm "add new.c" &&
+        printf 'one\n2\ntwo\nthree\n' >new.c && printf 'upstream\nsecond\n' >up.c &&
+        git add -A && git -c user.name=t -c user.email=t@t commit -qm "change new.c"
+    ) || return 1
+    want=$(git -C "$t/src" log --format=%T base..gmem)
+    SRC="$t/src" "$t/top/mk/export.sh" >/dev/null || return 1
+    printf 'one\n2\ntwo\nthree\n' | cmp -s - "$t/top/new.c" || return 1
+    grep -q '^diff --git a/new.c b/new.c' "$t/top/patches/0002-change-new-c.patch" ||
+        return 1
+    grep -q '^diff --git a/new.c' "$t/top/patches/0001-add-new-c.patch" && return 1
+    rm -rf "$t/src"
+    env QEMU_SRC="$t/q" SRC="$t/src" "$t/top/mk/prepare.sh" >/dev/null || return 1
+    [ "$(git -C "$t/src" log --format=%T base..gmem)" = "$want" ]
+}
+n=$((n + 1))
+if roundtrip; then
+    echo "ok $n - export/prepare: a later patch changes a new file"
+else
+    echo "not ok $n - export/prepare: a later patch changes a new file"
+    fails=$((fails + 1))
+fi
+
 echo "1..$n"
 [ $fails -eq 0 ]
