@@ -108,8 +108,8 @@ posting 3-in-place 'RFC PATCH' "$(git -C "$SRC" rev-parse "$inplace_c^")" \
     gmem 'guest_memfd in-place shared/private conversion' "$tmp/3"
 echo "series: not posted: $LOCAL_FIRST (this repository's build)"
 # Not yet as upstream wants it: say so on every run
-echo "series: note: the qtests and docs of 2-backend still come in the last" \
-     "patches of 3-in-place (one test file, one document)"
+echo "series: note: the qtests of 2-backend still come in the last" \
+     "patches of 3-in-place (one test file for all)"
 
 bad=0
 for p in "$OUT"/*/[0-9]*.patch; do
