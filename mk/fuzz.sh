@@ -3,8 +3,11 @@
 # clang (ASan, UBSan) against build/obj's libqemuutil.a, and run it.
 #   mk/fuzz.sh build          build build/fuzz/fuzz-kvm-gmem-convert
 #   mk/fuzz.sh smoke [SECS]   run it for SECS seconds (default 60)
-#   mk/fuzz.sh campaign [N]   run N executions (default 10^7)
-# Prints the executions and crashes; exits 1 on a crash.
+#   mk/fuzz.sh campaign [N]   run N executions (default 10^7), then the
+#                             SMP conversion stress qtest for long
+#                             (GMEM_STRESS_ROUNDS requests per vCPU,
+#                             default 200000)
+# Prints the executions and crashes; exits 1 on a crash or a failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 Q=$top/build/qemu
@@ -54,6 +57,22 @@ run() {
 case "${1:-smoke}" in
 build) build ;;
 smoke) build; run -max_total_time="${2:-60}" ;;
-campaign) build; run -runs="${2:-10000000}" ;;
+campaign)
+    build
+    run -runs="${2:-10000000}"
+    rounds=${GMEM_STRESS_ROUNDS:-200000}
+    echo "fuzz: SMP conversion stress, 4 vCPUs x $rounds requests"
+    set +e
+    (cd "$O" && GMEM_STRESS_ROUNDS=$rounds \
+        QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+        tests/qtest/guest-memfd-test --tap -p /x86_64/guest-memfd/convert-smp) \
+        >"$F/stress.log" 2>&1
+    rc=$?
+    set -e
+    grep -E '^(ok|not ok)' "$F/stress.log" || true
+    if [ $rc -ne 0 ] || ! grep -q '^ok ' "$F/stress.log"; then
+        tail -20 "$F/stress.log"
+        exit 1
+    fi ;;
 *) echo "usage: $0 build|smoke [SECS]|campaign [N]" >&2; exit 2 ;;
 esac

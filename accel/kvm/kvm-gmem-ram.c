@@ -17,7 +17,9 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-accelerator.h"
 #include "qemu/error-report.h"
+#include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qom/object.h"
 #include "hw/boards.h"
 #include "system/confidential-guest-support.h"
@@ -531,6 +533,41 @@ int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
            kvm_gmem_walk_range(start, size, to_private, content, true, errp);
 }
 
+/* Conversions the guest asked for and QEMU refused; under the BQL */
+static uint64_t kvm_gmem_guest_errors;
+
+/* At most this many of them logged per second */
+#define KVM_GMEM_GUEST_ERROR_LINES 5
+
+static int64_t kvm_gmem_guest_error_second;
+static unsigned kvm_gmem_guest_error_lines;
+static uint64_t kvm_gmem_guest_error_quiet;
+
+void kvm_gmem_guest_error(Error *err)
+{
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    BQL_LOCK_GUARD();
+    kvm_gmem_guest_errors++;
+    if (now - kvm_gmem_guest_error_second >= 1000) {
+        if (kvm_gmem_guest_error_quiet) {
+            qemu_log_mask(LOG_GUEST_ERROR, "%" PRIu64 " more conversions "
+                          "the guest asked for were refused, not logged\n",
+                          kvm_gmem_guest_error_quiet);
+        }
+        kvm_gmem_guest_error_second = now;
+        kvm_gmem_guest_error_lines = 0;
+        kvm_gmem_guest_error_quiet = 0;
+    }
+    if (kvm_gmem_guest_error_lines < KVM_GMEM_GUEST_ERROR_LINES) {
+        kvm_gmem_guest_error_lines++;
+        qemu_log_mask(LOG_GUEST_ERROR, "%s\n", error_get_pretty(err));
+    } else {
+        kvm_gmem_guest_error_quiet++;
+    }
+    error_free(err);
+}
+
 KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
 {
     const KvmGmemCaps *caps = kvm_gmem_get_caps();
@@ -550,6 +587,7 @@ KvmGuestMemfdInfo *qmp_query_kvm_guest_memfd(Error **errp)
     info->guest_memfd_flags = caps->gmem_flags;
     info->vm_memory_attributes = caps->vm_attrs;
     info->guest_memfd_memory_attributes = caps->gmem_attrs;
+    info->guest_errors = kvm_gmem_guest_errors;
     conv = &info->conversions;
     for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
         for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {

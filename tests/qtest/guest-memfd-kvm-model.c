@@ -48,6 +48,13 @@
  *   whose result the guest reads back in eax; with eax = 0xfa17,
  *   KVM_EXIT_MEMORY_FAULT (gpa in ebx, bytes in ecx, flags in esi), after
  *   which eax reads 0.
+ *   Each KVM_HC_MAP_GPA_RANGE request is counted, and at exit, with
+ *   GMEM_KVM_MODEL_DUMP_PAGES=n, the model logs those counts, the pages of
+ *   each guest_memfd that is guest memory ("file shared=... private=..."),
+ *   and the n pages from guest-physical GMEM_KVM_MODEL_DUMP_GPA one by
+ *   one ("page 0x... private=0|1").
+ * - Two KVM_SET_MEMORY_ATTRIBUTES2 at once on one guest_memfd, which
+ *   QEMU's locking must prevent, print a line and abort().
  * - With GMEM_KVM_MODEL_SNP=1, KVM and the platform support SEV-SNP as the
  *   in-place series documents it, with no encryption: KVM_X86_SNP_VM is a
  *   VM type (an ordinary VM underneath), /dev/sev answers
@@ -87,6 +94,7 @@
  */
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -422,6 +430,19 @@ typedef struct Vcpu {
 
 static Vcpu vcpus[MAX_VCPU_FD];
 
+/* KVM_HC_MAP_GPA_RANGE requests, and the vCPUs that made them */
+static unsigned long nr_requests;
+static unsigned long nr_vcpus_requesting;
+static bool requested[MAX_VCPU_FD];
+
+static void count_request(int fd)
+{
+    __atomic_fetch_add(&nr_requests, 1, __ATOMIC_RELAXED);
+    if (!__atomic_exchange_n(&requested[fd], true, __ATOMIC_RELAXED)) {
+        __atomic_fetch_add(&nr_vcpus_requesting, 1, __ATOMIC_RELAXED);
+    }
+}
+
 static int (*real_ioctl)(int, unsigned long, void *);
 
 static bool model_requests(void)
@@ -471,10 +492,12 @@ static int vcpu_exit(int fd, int ret)
         /* refused by KVM itself, without an exit */
         uint32_t result = -EINVAL;
 
+        count_request(fd);
         memcpy((char *)run + run->io.data_offset, &result, sizeof(result));
         return MODEL_RUN_AGAIN;
     }
     if ((uint32_t)regs.rax == MODEL_REQ_MAP_GPA_RANGE) {
+        count_request(fd);
         v->data_offset = run->io.data_offset;
         run->exit_reason = KVM_EXIT_HYPERCALL;
         memset(&run->hypercall, 0, sizeof(run->hypercall));
@@ -880,6 +903,69 @@ int fallocate64(int fd, int mode, off_t offset, off_t len)
     return real_fallocate(fd, mode, offset, len);
 }
 
+/* Per guest_memfd: is a KVM_SET_MEMORY_ATTRIBUTES2 running on it? */
+static bool converting[MAX_VCPU_FD];
+
+static void converting_enter(int fd)
+{
+    if (fd < 0 || fd >= MAX_VCPU_FD) {
+        return;
+    }
+    if (__atomic_exchange_n(&converting[fd], true, __ATOMIC_ACQUIRE)) {
+        fprintf(stderr, "guest-memfd-kvm-model: two KVM_SET_MEMORY_ATTRIBUTES2 "
+                "at once on guest_memfd %d\n", fd);
+        abort();
+    }
+    /* let a second caller, if the locking lets one in, meet this one */
+    sched_yield();
+}
+
+static void converting_exit(int fd)
+{
+    if (fd >= 0 && fd < MAX_VCPU_FD) {
+        __atomic_store_n(&converting[fd], false, __ATOMIC_RELEASE);
+    }
+}
+
+/* At exit: the requests, and the state of the guest's memory */
+static void __attribute__((destructor)) dump_pages(void)
+{
+    unsigned long long gpa = env_ull("GMEM_KVM_MODEL_DUMP_GPA", 0);
+    unsigned long long n = env_ull("GMEM_KVM_MODEL_DUMP_PAGES", 0);
+
+    if (!n) {
+        return;
+    }
+    model_printf("requests total=%lu vcpus=%lu\n", nr_requests,
+                 nr_vcpus_requesting);
+    for (int i = 0; i < nr_files; i++) {
+        unsigned long long private = 0, pages = files[i].size / MODEL_PAGE;
+
+        for (int j = 0; j < nr_bindings; j++) {
+            if (bindings[j].ino == files[i].ino) {
+                for (unsigned long long p = 0; p < pages; p++) {
+                    private += files[i].private[p];
+                }
+                model_printf("file shared=%llu private=%llu\n",
+                             pages - private, private);
+                break;
+            }
+        }
+    }
+    for (unsigned long long p = 0; p < n; p++) {
+        const Binding *b = binding_of(gpa + p * MODEL_PAGE);
+        File *file = b ? file_of(b->fd, false, false) : NULL;
+
+        if (!file) {
+            model_printf("page 0x%llx unbound\n", gpa + p * MODEL_PAGE);
+            continue;
+        }
+        model_printf("page 0x%llx private=%d\n", gpa + p * MODEL_PAGE,
+                     file->private[(b->start + gpa + p * MODEL_PAGE -
+                                    b->gpa) / MODEL_PAGE]);
+    }
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
     va_list ap;
@@ -1022,9 +1108,12 @@ int ioctl(int fd, unsigned long request, ...)
     }
     if (request == KVM_SET_MEMORY_ATTRIBUTES2) {
         struct kvm_memory_attributes2 *a = arg;
-        int err = set_attributes(fd, a);
+        int err;
 
+        converting_enter(fd);
+        err = set_attributes(fd, a);
         log_attributes(fd, a, err);
+        converting_exit(fd);
         if (err) {
             errno = -err;
             return -1;

@@ -993,8 +993,9 @@ typedef struct ConvVm {
     char *dir, *console, *model_log;
 } ConvVm;
 
-static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
-                          const ConvRequest *req, int n)
+/* Start the VM stopped, with @args added to its command line */
+static void conv_vm_start_stopped(ConvVm *vm, const char *busy,
+                                  const char *tries, const char *args)
 {
     g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
     g_autofree char *extra = NULL;
@@ -1005,8 +1006,8 @@ static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
     extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
                             "-kernel %s -append 'mode=halt mb=1' "
                             "-chardev file,id=dbg,path=%s "
-                            "-device isa-debugcon,iobase=0xe9,chardev=dbg",
-                            guest_elf(), vm->console);
+                            "-device isa-debugcon,iobase=0xe9,chardev=dbg %s",
+                            guest_elf(), vm->console, args);
     g_setenv("LD_PRELOAD", preload, true);
     g_setenv("GMEM_KVM_MODEL_INPLACE", "v8", true);
     g_setenv("GMEM_KVM_MODEL_SWPROT", "1", true);
@@ -1026,7 +1027,11 @@ static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
     g_unsetenv("GMEM_KVM_MODEL_LOG");
     g_unsetenv("GMEM_KVM_MODEL_BUSY");
     g_unsetenv("GMEM_KVM_MODEL_BUSY_TRIES");
+}
 
+/* Leave @n requests in the mailbox, and let the guest run */
+static void conv_vm_requests(ConvVm *vm, const ConvRequest *req, int n)
+{
     for (int i = 0; i < n; i++) {
         uint64_t r = GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_REQUESTS +
                      i * sizeof(GmemGuestRequest);
@@ -1043,6 +1048,13 @@ static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
     qtest_writel(vm->qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_NR_REQUESTS,
                  n);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");
+}
+
+static void conv_vm_start(ConvVm *vm, const char *busy, const char *tries,
+                          const ConvRequest *req, int n)
+{
+    conv_vm_start_stopped(vm, busy, tries, "");
+    conv_vm_requests(vm, req, n);
 }
 
 /* Request @i: whether the guest made it, and what it read back */
@@ -1075,6 +1087,18 @@ static QDict *conv_vm_backend(ConvVm *vm)
     return conv_vm_backend_of(vm->qts);
 }
 
+/* The conversions the guest asked for and QEMU refused */
+static uint64_t conv_vm_guest_errors(ConvVm *vm)
+{
+    QDict *resp = qtest_qmp(vm->qts,
+                            "{ 'execute': 'query-kvm-guest-memfd' }");
+    uint64_t n = qdict_get_uint(qdict_get_qdict(resp, "return"),
+                                "guest-errors");
+
+    qobject_unref(resp);
+    return n;
+}
+
 static void conv_vm_end(ConvVm *vm)
 {
     g_autofree char *text = read_console(vm->console);
@@ -1082,9 +1106,13 @@ static void conv_vm_end(ConvVm *vm)
     if (g_test_verbose()) {
         g_printerr("%s", text);
     }
-    qtest_quit(vm->qts);
+    if (vm->qts) {
+        qtest_quit(vm->qts);
+    }
     unlink(vm->console);
-    unlink(vm->model_log);
+    if (vm->model_log) {
+        unlink(vm->model_log);
+    }
     rmdir(vm->dir);
     g_free(vm->console);
     g_free(vm->model_log);
@@ -1190,6 +1218,8 @@ static void test_convert(void)
     g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
     g_assert_cmpuint(qdict_get_uint(b, "retries"), ==, 3);
     qobject_unref(b);
+    /* the requests QEMU refused: MMIO, past the end of RAM, no memory */
+    g_assert_cmpuint(conv_vm_guest_errors(&vm), ==, 3);
 
     /* what reached the kernel, in order, at file offsets */
     calls = conv_vm_kernel_calls(&vm);
@@ -1209,6 +1239,280 @@ static void test_convert(void)
         "offset=0x1400000 size=0x2000 attributes=0x8 flags=0x0 ret=0 "
         "error_offset=0x0\n");
     conv_vm_end(&vm);
+}
+
+/*
+ * Several vCPUs converting overlapping ranges at once.  The guest starts
+ * its application processors (INIT-SIPI-SIPI, a real-mode trampoline,
+ * flat 32-bit mode), and each of the STRESS_CPUS vCPUs makes its own
+ * seeded series of KVM_HC_MAP_GPA_RANGE requests, both ways, over the
+ * same window, which the KVM model turns into hypercall exits of that
+ * vCPU.  Each vCPU's requests follow from the seed; the order in which
+ * they meet does not, nor then the final state.  The model aborts if two
+ * conversions of the guest_memfd ever run at once (QEMU holds the BQL and
+ * the block's map_lock around them).  Afterwards QEMU answers, and its
+ * state equals the model's: page by page over the window (a host read of
+ * a private page fails), and in the counters of query-kvm-guest-memfd.
+ * GMEM_STRESS_ROUNDS sets the number of requests per vCPU (make fuzz runs
+ * more), GMEM_STRESS_SEED the seed.
+ */
+#define STRESS_CPUS     4
+#define STRESS_GPA      0x1400000   /* clear of image, mailbox and data */
+#define STRESS_PAGES    64
+#define STRESS_ROUNDS   250
+#define STRESS_SEED     0x5eed5eed
+
+static uint32_t stress_env(const char *name, uint32_t dflt)
+{
+    const char *v = g_getenv(name);
+
+    return v ? g_ascii_strtoull(v, NULL, 0) : dflt;
+}
+
+static void stress_writel(QTestState *qts, size_t field, uint32_t val)
+{
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_STRESS + field,
+                 val);
+}
+
+static uint32_t stress_readl(QTestState *qts, size_t field)
+{
+    return qtest_readl(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_STRESS +
+                       field);
+}
+
+/* Can the host read the page at @gpa, that is, is it shared? */
+static bool host_can_read(QTestState *qts, uint64_t gpa)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'pmemsave', 'arguments': { "
+                           "'val': %" PRIu64 ", 'size': 4096, "
+                           "'filename': '/dev/null' } }", gpa);
+    bool ok = !qdict_haskey(rsp, "error");
+
+    qobject_unref(rsp);
+    return ok;
+}
+
+static bool have_inplace_kvm(void);
+
+/*
+ * With @data, the same on this host's own kernel (the kernel lab): the
+ * vCPUs make real hypercalls, and QEMU's view is checked against the
+ * kernel's by reading every page QEMU calls shared (a private one would
+ * kill QEMU with SIGBUS), and against its own counters.
+ */
+static void test_convert_smp(const void *data)
+{
+    bool real = data;
+    uint32_t rounds = stress_env("GMEM_STRESS_ROUNDS", STRESS_ROUNDS);
+    uint32_t seed = stress_env("GMEM_STRESS_SEED", STRESS_SEED);
+    g_autofree char *gpa = g_strdup_printf("%u", STRESS_GPA);
+    g_autofree char *pages = g_strdup_printf("%u", STRESS_PAGES);
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+    bool shared[STRESS_PAGES];
+    uint64_t shared_bytes, private_bytes;
+    int nr_pages = 0, nr_private = 0, nr_files = 0;
+    ConvVm vm = { 0 };
+    QDict *rsp, *b;
+
+    if (real ? !have_inplace_kvm() : !have_kvm()) {
+        return;
+    }
+    g_test_message("%u vCPUs, %u requests each, seed 0x%x", STRESS_CPUS,
+                   rounds, seed);
+    if (real) {
+        g_autofree char *extra = NULL;
+
+        vm.dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+        vm.console = g_build_filename(vm.dir, "console", NULL);
+        extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
+                                "-kernel %s -append 'mode=halt mb=1 hc=1' "
+                                "-chardev file,id=dbg,path=%s "
+                                "-device isa-debugcon,iobase=0xe9,chardev=dbg "
+                                "-smp %d", guest_elf(), vm.console,
+                                STRESS_CPUS);
+        vm.qts = start_vm("pc,confidential-guest-support=swp0", "", extra);
+    } else {
+        g_setenv("GMEM_KVM_MODEL_DUMP_GPA", gpa, true);
+        g_setenv("GMEM_KVM_MODEL_DUMP_PAGES", pages, true);
+        conv_vm_start_stopped(&vm, NULL, NULL,
+                              "-smp " stringify(STRESS_CPUS));
+        g_unsetenv("GMEM_KVM_MODEL_DUMP_GPA");
+        g_unsetenv("GMEM_KVM_MODEL_DUMP_PAGES");
+    }
+    stress_writel(vm.qts, offsetof(GmemGuestStress, cpus), STRESS_CPUS);
+    stress_writel(vm.qts, offsetof(GmemGuestStress, seed), seed);
+    stress_writel(vm.qts, offsetof(GmemGuestStress, gpa), STRESS_GPA);
+    stress_writel(vm.qts, offsetof(GmemGuestStress, pages), STRESS_PAGES);
+    stress_writel(vm.qts, offsetof(GmemGuestStress, count), rounds);
+    qtest_qmp_assert_success(vm.qts, "{ 'execute': 'cont' }");
+    conv_vm_wait(&vm, true);
+
+    /* every vCPU took part and made all its requests, which all worked */
+    g_assert_cmpuint(stress_readl(vm.qts, offsetof(GmemGuestStress, started)),
+                     ==, STRESS_CPUS);
+    for (int i = 0; i < STRESS_CPUS; i++) {
+        g_assert_cmpuint(stress_readl(vm.qts, offsetof(GmemGuestStress,
+                                                       made[i])), ==, rounds);
+        g_assert_cmpuint(stress_readl(vm.qts, offsetof(GmemGuestStress,
+                                                       failed[i])), ==, 0);
+    }
+
+    /* QEMU runs on; its view: the window page by page, and the counters */
+    rsp = qtest_qmp(vm.qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+    for (int i = 0; i < STRESS_PAGES; i++) {
+        shared[i] = host_can_read(vm.qts, STRESS_GPA + i * 4096);
+    }
+    b = conv_vm_backend(&vm);
+    shared_bytes = qdict_get_uint(b, "shared");
+    private_bytes = qdict_get_uint(b, "private");
+    g_assert_cmpuint(shared_bytes + private_bytes, ==, RAM_MB * MiB);
+    g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 0);
+    qobject_unref(b);
+    g_assert_cmpuint(conv_vm_guest_errors(&vm), ==, 0);
+    if (real) {
+        /* QEMU read every page it calls shared, and is still there */
+        for (int i = 0; i < STRESS_PAGES; i++) {
+            nr_private += !shared[i];
+        }
+        qtest_qmp_assert_success(vm.qts, "{ 'execute': 'query-status' }");
+        g_assert_cmpuint(private_bytes, ==, nr_private * 4096ULL);
+        g_test_message("%" PRIu64 " KiB private, %d of %d pages of the "
+                       "window", private_bytes / KiB, nr_private,
+                       STRESS_PAGES);
+        conv_vm_end(&vm);
+        return;
+    }
+    qtest_quit(vm.qts);
+    vm.qts = NULL;
+
+    /* the model's, logged when QEMU exited */
+    g_assert(g_file_get_contents(vm.model_log, &log, NULL, NULL));
+    lines = g_strsplit(log, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        unsigned long total, vcpus;
+        uint64_t s, p, page;
+        int private;
+
+        if (sscanf(lines[i], "requests total=%lu vcpus=%lu", &total,
+                   &vcpus) == 2) {
+            g_assert_cmpuint(total, ==, (uint64_t)rounds * STRESS_CPUS);
+            g_assert_cmpuint(vcpus, ==, STRESS_CPUS);
+        } else if (sscanf(lines[i], "file shared=%" SCNu64 " private=%"
+                          SCNu64, &s, &p) == 2) {
+            g_assert_cmpuint(s * 4096, ==, shared_bytes);
+            g_assert_cmpuint(p * 4096, ==, private_bytes);
+            nr_files++;
+        } else if (sscanf(lines[i], "page 0x%" SCNx64 " private=%d", &page,
+                          &private) == 2) {
+            g_assert_cmpuint(page, ==, STRESS_GPA + nr_pages * 4096);
+            if (shared[nr_pages] == private) {
+                g_printerr("page 0x%" PRIx64 ": QEMU says %s, the model "
+                           "%s\n", page, shared[nr_pages] ? "shared" :
+                           "private", private ? "private" : "shared");
+            }
+            g_assert_cmpint(shared[nr_pages], !=, private);
+            nr_private += private;
+            nr_pages++;
+        }
+    }
+    g_assert_cmpint(nr_files, ==, 1);
+    g_assert_cmpint(nr_pages, ==, STRESS_PAGES);
+    g_test_message("%" PRIu64 " KiB private, %d of %d pages of the window",
+                   private_bytes / KiB, nr_private, STRESS_PAGES);
+    conv_vm_end(&vm);
+}
+
+/*
+ * Conversions the guest asks for and QEMU refuses are counted
+ * (guest-errors) and logged as guest errors, five lines a second at most:
+ * of twelve bad requests made at once, five are logged; the first of
+ * twelve more, over a second later, says first how many were left out.
+ */
+#define BAD_REQUESTS    12
+
+static int count_lines(const char *path, const char *what)
+{
+    g_autofree char *text = NULL;
+    int n = 0;
+
+    g_assert(g_file_get_contents(path, &text, NULL, NULL));
+    for (const char *p = text; (p = strstr(p, what)); p++) {
+        n++;
+    }
+    return n;
+}
+
+static void bad_requests_wait(ConvVm *vm)
+{
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+    uint32_t result;
+
+    for (int i = 0; i < BAD_REQUESTS; i++) {
+        while (!conv_vm_result(vm, i, &result)) {
+            g_assert(g_get_monotonic_time() < deadline);
+            g_usleep(10 * 1000);
+        }
+        g_assert_cmphex(result, ==, HC_EINVAL);
+    }
+}
+
+static void test_convert_guest_errors(void)
+{
+    const ConvRequest bad = { REQ_HC, 0xfec00000, 1, ENCRYPTED, HC_EINVAL };
+    ConvRequest req[BAD_REQUESTS];
+    g_autofree char *dir = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *args = NULL;
+    uint64_t mb = GMEM_GUEST_MAILBOX_GPA;
+    ConvVm vm;
+
+    if (!have_kvm()) {
+        return;
+    }
+    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    log = g_build_filename(dir, "qemu.log", NULL);
+    args = g_strdup_printf("-append 'mode=halt mb=1 serve=1' "
+                           "-d guest_errors -D %s", log);
+    for (int i = 0; i < BAD_REQUESTS; i++) {
+        req[i] = bad;
+    }
+    conv_vm_start_stopped(&vm, NULL, NULL, args);
+    conv_vm_requests(&vm, req, BAD_REQUESTS);
+    bad_requests_wait(&vm);
+    g_assert_cmpuint(conv_vm_guest_errors(&vm), ==, BAD_REQUESTS);
+    g_assert_cmpint(count_lines(log, "cannot convert 0xfec00000+0x1000 to "
+                                "private"), ==, 5);
+    g_assert_cmpint(count_lines(log, "not logged"), ==, 0);
+
+    /* the same again, in the next second */
+    g_usleep(1100 * 1000);
+    for (int i = 0; i < BAD_REQUESTS; i++) {
+        qtest_writel(vm.qts, mb + GMEM_GUEST_MB_REQUESTS +
+                     i * sizeof(GmemGuestRequest) +
+                     offsetof(GmemGuestRequest, done), 0);
+    }
+    qtest_writel(vm.qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_GO);
+    /* done when the guest clears the command: no STOP to overwrite then */
+    while (qtest_readl(vm.qts, mb + GMEM_GUEST_MB_SERVE_CMD)) {
+        g_usleep(10 * 1000);
+    }
+    bad_requests_wait(&vm);
+    g_assert_cmpuint(conv_vm_guest_errors(&vm), ==, 2 * BAD_REQUESTS);
+    g_assert_cmpint(count_lines(log, "cannot convert 0xfec00000+0x1000 to "
+                                "private"), ==, 10);
+    g_assert_cmpint(count_lines(log, "\n7 more conversions the guest asked "
+                                "for were refused, not logged\n"), ==, 1);
+
+    qtest_writel(vm.qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_STOP);
+    conv_vm_wait(&vm, true);
+    conv_vm_end(&vm);
+    unlink(log);
+    rmdir(dir);
 }
 
 /*
@@ -1244,6 +1548,8 @@ static void test_convert_busy(void)
     g_assert_cmpuint(qdict_get_uint(b, "failures"), ==, 2);
     g_assert_cmpuint(qdict_get_uint(b, "retries"), ==, 14);
     qobject_unref(b);
+    /* the hypercall and the memory fault */
+    g_assert_cmpuint(conv_vm_guest_errors(&vm), ==, 2);
     conv_vm_end(&vm);
 }
 
@@ -2537,8 +2843,6 @@ static uint64_t virtio_blk_legacy_read(QTestState *qts, uint16_t io,
     return used;
 }
 
-static bool have_inplace_kvm(void);
-
 static void test_convert_mapped(const void *data)
 {
     static const ConvRequest to_private = {
@@ -3808,6 +4112,11 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/no-kvm-caps", test_no_kvm_caps);
     qtest_add_func("/guest-memfd/convert", test_convert);
     qtest_add_func("/guest-memfd/convert-busy", test_convert_busy);
+    qtest_add_data_func("/guest-memfd/convert-smp", NULL, test_convert_smp);
+    qtest_add_data_func("/guest-memfd/kvm/convert-smp", "real",
+                        test_convert_smp);
+    qtest_add_func("/guest-memfd/convert-guest-errors",
+                   test_convert_guest_errors);
     qtest_add_data_func("/guest-memfd/convert-mapped", NULL,
                         test_convert_mapped);
     qtest_add_data_func("/guest-memfd/kvm/convert", NULL, test_kvm_convert);

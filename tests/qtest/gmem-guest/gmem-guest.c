@@ -29,6 +29,9 @@
  *                    (vmmcall on AMD, vmcall on Intel), for a kernel that
  *                    converts in place, instead of through the KVM model's
  *                    port
+ *
+ * When the host asks for a conversion stress in the mailbox, the guest
+ * starts its other vCPUs for it, before the RAM test; they halt after it.
  */
 
 #include <stdarg.h>
@@ -967,6 +970,228 @@ static void make_requests(void)
     }
 }
 
+/*
+ * Conversion stress on several vCPUs (GmemGuestStress in gmem-guest.h)
+ */
+
+#define LAPIC_BASE              0xfee00000u
+#define LAPIC_SVR               0xf0
+#define LAPIC_SVR_ENABLE        (1u << 8)
+#define LAPIC_ICR_LOW           0x300
+#define LAPIC_ICR_HIGH          0x310
+#define LAPIC_ICR_BUSY          (1u << 12)
+/* INIT and STARTUP, level assert, to all but self */
+#define LAPIC_ICR_INIT_OTHERS   0x000c4500u
+#define LAPIC_ICR_SIPI_OTHERS   0x000c4600u
+
+#define AP_TRAMPOLINE           0x8000u     /* real-mode entry, page-aligned */
+#define AP_STACK_SIZE           4096
+#define AP_START_CYCLES         (4000ull * 1000 * 1000)  /* a second or two */
+
+#define MAP_GPA_RANGE_ENCRYPTED (1u << 4)   /* KVM_MAP_GPA_RANGE_ENCRYPTED */
+
+void gmem_guest_ap_main(uint32_t cpu) __attribute__((noreturn, used));
+
+static uint8_t ap_stacks[GMEM_GUEST_MAX_CPUS][AP_STACK_SIZE]
+    __attribute__((aligned(16), used));
+/* The index the next AP takes; taken with "lock xadd" by the trampoline */
+static volatile uint32_t ap_next __attribute__((used)) = 1;
+
+/*
+ * The APs' entry, copied to AP_TRAMPOLINE: from real mode (CS =
+ * AP_TRAMPOLINE >> 4, IP = 0) to flat 32-bit protected mode with a GDT of
+ * its own, then a stack per AP and gmem_guest_ap_main(index).  It runs
+ * away from where it is linked: only offsets within it, absolute
+ * addresses and indirect calls.
+ */
+__asm__(
+    ".section .text.ap, \"ax\"\n"
+    ".code16\n"
+    ".globl gmem_guest_ap_start\n"
+    "gmem_guest_ap_start:\n"
+    "    cli\n"
+    "    cld\n"
+    "    movw %cs, %ax\n"
+    "    movw %ax, %ds\n"
+    "    lgdtl ap_gdt_desc - gmem_guest_ap_start\n"
+    "    movl %cr0, %eax\n"
+    "    orl $1, %eax\n"
+    "    movl %eax, %cr0\n"
+    "    ljmpl $0x08, $" STR(AP_TRAMPOLINE) " + ap_flat - gmem_guest_ap_start\n"
+    ".code32\n"
+    "ap_flat:\n"
+    "    movl $0x10, %eax\n"
+    "    movw %ax, %ds\n"
+    "    movw %ax, %es\n"
+    "    movw %ax, %fs\n"
+    "    movw %ax, %gs\n"
+    "    movw %ax, %ss\n"
+    "    movl $1, %eax\n"
+    "    lock xaddl %eax, ap_next\n"
+    "    cmpl $" STR(GMEM_GUEST_MAX_CPUS) ", %eax\n"
+    "    jae 1f\n"
+    "    movl %eax, %ebx\n"
+    "    shll $12, %eax\n"
+    "    leal ap_stacks(%eax), %esp\n"
+    "    pushl %ebx\n"
+    "    movl $gmem_guest_ap_main, %eax\n"
+    "    call *%eax\n"
+    "1:  cli\n"
+    "    hlt\n"
+    "    jmp 1b\n"
+    "    .p2align 3\n"
+    "ap_gdt:\n"
+    "    .quad 0\n"
+    "    .quad 0x00cf9a000000ffff\n"         /* 0x08: flat code */
+    "    .quad 0x00cf92000000ffff\n"         /* 0x10: flat data */
+    "ap_gdt_desc:\n"
+    "    .word ap_gdt_desc - ap_gdt - 1\n"
+    "    .long " STR(AP_TRAMPOLINE) " + ap_gdt - gmem_guest_ap_start\n"
+    ".globl gmem_guest_ap_end\n"
+    "gmem_guest_ap_end:\n"
+    ".previous\n");
+
+_Static_assert(AP_STACK_SIZE == 1 << 12, "the trampoline shifts by 12");
+
+static inline uint32_t lapic_read(uint32_t reg)
+{
+    return *(volatile uint32_t *)(uintptr_t)(LAPIC_BASE + reg); /* MMIO */
+}
+
+static inline void lapic_write(uint32_t reg, uint32_t val)
+{
+    *(volatile uint32_t *)(uintptr_t)(LAPIC_BASE + reg) = val; /* MMIO */
+}
+
+static void lapic_ipi(uint32_t icr)
+{
+    lapic_write(LAPIC_ICR_HIGH, 0);
+    lapic_write(LAPIC_ICR_LOW, icr);
+    while (lapic_read(LAPIC_ICR_LOW) & LAPIC_ICR_BUSY) {
+        __asm__ volatile("pause");
+    }
+}
+
+static uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static void spin(uint32_t n)
+{
+    while (n--) {
+        __asm__ volatile("pause");
+    }
+}
+
+/* Copy the trampoline and send INIT, STARTUP, STARTUP to the other vCPUs */
+static void start_aps(void)
+{
+    /* not a memcpy() call, which the guest does not have */
+    volatile uint8_t *dst = (volatile uint8_t *)(uintptr_t)AP_TRAMPOLINE;
+    const char *src;
+
+    for (src = gmem_guest_ap_start; src < gmem_guest_ap_end; src++) {
+        *dst++ = *src;
+    }
+    lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | LAPIC_SVR_ENABLE);
+    lapic_ipi(LAPIC_ICR_INIT_OTHERS);
+    spin(100000);
+    lapic_ipi(LAPIC_ICR_SIPI_OTHERS | AP_TRAMPOLINE >> PAGE_SHIFT);
+    spin(10000);
+    lapic_ipi(LAPIC_ICR_SIPI_OTHERS | AP_TRAMPOLINE >> PAGE_SHIFT);
+}
+
+static uint32_t xorshift32(uint32_t *state)
+{
+    uint32_t x = *state;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+/* vCPU @cpu's share of the stress */
+static void stress_run(uint32_t cpu)
+{
+    volatile GmemGuestStress *st = &mailbox->stress; /* shared */
+    uint32_t state = (st->seed ^ (cpu + 1) * 0x9e3779b9u) | 1;
+    uint32_t count = st->count, pages = st->pages, gpa = st->gpa;
+    uint32_t i;
+
+    for (i = 0; i < count; i++) {
+        uint32_t first = xorshift32(&state) % pages;
+        uint32_t max = pages - first < GMEM_GUEST_STRESS_MAX_PAGES ?
+                       pages - first : GMEM_GUEST_STRESS_MAX_PAGES;
+        uint32_t n = 1 + xorshift32(&state) % max;
+        uint32_t attributes = xorshift32(&state) & 1 ?
+                              MAP_GPA_RANGE_ENCRYPTED : 0;
+
+        if (request(GMEM_GUEST_REQ_MAP_GPA_RANGE, gpa + (first << PAGE_SHIFT),
+                    n, attributes)) {
+            st->failed[cpu]++;
+        }
+        barrier();
+        st->made[cpu] = i + 1;
+    }
+}
+
+void gmem_guest_ap_main(uint32_t cpu)
+{
+    if (cpu < mailbox->stress.cpus) {
+        stress_run(cpu);
+    }
+    for (;;) {
+        __asm__ volatile("cli; hlt");
+    }
+}
+
+static void stress(void)
+{
+    volatile GmemGuestStress *st = &mailbox->stress; /* shared */
+    uint32_t cpus = st->cpus, failed = 0, i;
+    uint64_t start;
+
+    if (!st->count) {
+        return;
+    }
+    if (!cpus || cpus > GMEM_GUEST_MAX_CPUS || !st->pages) {
+        gprintf("gmem-guest: stress: bad parameters\n");
+        set_fail(GMEM_GUEST_ERR_SMP, "bad stress parameters");
+        return;
+    }
+    gprintf("gmem-guest: stress: %u vCPUs, %u requests each, "
+            "0x%08x+%u pages\n", cpus, st->count, st->gpa, st->pages);
+    if (cpus > 1) {
+        start_aps();
+    }
+    start = rdtsc();
+    while (ap_next < cpus && rdtsc() - start < AP_START_CYCLES) {
+        __asm__ volatile("pause");
+    }
+    st->started = ap_next;
+    if (ap_next < cpus) {
+        gprintf("gmem-guest: stress: %u of %u vCPUs started\n", ap_next,
+                cpus);
+        set_fail(GMEM_GUEST_ERR_SMP, "APs did not start");
+        return;
+    }
+    stress_run(0);
+    for (i = 0; i < cpus; i++) {
+        while (st->made[i] < st->count) {
+            __asm__ volatile("pause" : : : "memory");
+        }
+        failed += st->failed[i];
+    }
+    gprintf("gmem-guest: stress: %u requests made, %u failed\n",
+            cpus * st->count, failed);
+}
+
 void gmem_guest_main(uint32_t magic, uint32_t mbi)
 {
     uint32_t image_end = (uintptr_t)gmem_guest_image_end;
@@ -1030,6 +1255,7 @@ void gmem_guest_main(uint32_t magic, uint32_t mbi)
     /* Must happen before the RAM test touches anything */
     check_host_data();
     make_requests();
+    stress();
     while (serve) {
         uint32_t cmd = mailbox->serve_cmd;
 

@@ -63,6 +63,7 @@
 #define GMEM_GUEST_ERR_RAM_TEST         7  /* RAM test mismatch */
 #define GMEM_GUEST_ERR_GUEST_DATA       8  /* guest-data readback failed */
 #define GMEM_GUEST_ERR_LOOP             9  /* mode=loop: data lost */
+#define GMEM_GUEST_ERR_SMP              10 /* stress: the APs did not start */
 
 /*
  * mode=loop: after its RAM test, the guest rewrites the first loop=N KiB
@@ -117,6 +118,32 @@ typedef struct GmemGuestRequest {
 } GmemGuestRequest;
 
 /*
+ * Conversion stress.  When the host sets "count", the guest starts its
+ * application processors (INIT-SIPI-SIPI to a real-mode trampoline below
+ * 1 MiB, then the same flat 32-bit mode), and each of the "cpus" vCPUs,
+ * the bootstrap processor included, makes "count" KVM_HC_MAP_GPA_RANGE
+ * requests at once with the others: random ranges of 1 to
+ * GMEM_GUEST_STRESS_MAX_PAGES pages inside the "pages" pages at "gpa",
+ * toward private or shared at random, from a generator seeded with
+ * "seed" and the vCPU's index.  Each vCPU counts what it made and what
+ * read back an error; "started" is how many vCPUs took part.
+ */
+#define GMEM_GUEST_MAX_CPUS             8
+#define GMEM_GUEST_STRESS_MAX_PAGES     16
+
+typedef struct GmemGuestStress {
+    uint32_t cpus;          /* vCPUs to take part, from the host */
+    uint32_t count;         /* requests per vCPU, from the host */
+    uint32_t seed;          /* from the host */
+    uint32_t gpa;           /* the window converted, from the host */
+    uint32_t pages;         /* its size, from the host */
+    uint32_t started;       /* vCPUs that took part, by the guest */
+    uint32_t reserved[2];
+    uint32_t made[GMEM_GUEST_MAX_CPUS];     /* requests made, per vCPU */
+    uint32_t failed[GMEM_GUEST_MAX_CPUS];   /* of those, errors */
+} GmemGuestStress;
+
+/*
  * Mailbox at GMEM_GUEST_MAILBOX_GPA; all fields little-endian uint32_t.
  *
  * The host may write host_magic/host_seed/host_len before the guest
@@ -140,6 +167,7 @@ typedef struct GmemGuestMailbox {
     uint32_t repeat;        /* passes over the requests (0: one) */
     uint32_t reserved[2];
     GmemGuestRequest requests[GMEM_GUEST_MAX_REQUESTS];
+    GmemGuestStress stress;
 } GmemGuestMailbox;
 
 #define GMEM_GUEST_MB_HOST_MAGIC        0x00
@@ -157,6 +185,7 @@ typedef struct GmemGuestMailbox {
 #define GMEM_GUEST_MB_SERVE_CMD         0x30
 #define GMEM_GUEST_MB_REPEAT            0x34
 #define GMEM_GUEST_MB_REQUESTS          0x40
+#define GMEM_GUEST_MB_STRESS            0x340
 
 _Static_assert(offsetof(GmemGuestMailbox, host_magic) ==
                GMEM_GUEST_MB_HOST_MAGIC, "mailbox layout");
@@ -188,6 +217,8 @@ _Static_assert(offsetof(GmemGuestMailbox, repeat) ==
                GMEM_GUEST_MB_REPEAT, "mailbox layout");
 _Static_assert(offsetof(GmemGuestMailbox, requests) ==
                GMEM_GUEST_MB_REQUESTS, "mailbox layout");
+_Static_assert(offsetof(GmemGuestMailbox, stress) ==
+               GMEM_GUEST_MB_STRESS, "mailbox layout");
 _Static_assert(sizeof(GmemGuestRequest) == 24, "request layout");
 _Static_assert(sizeof(GmemGuestMailbox) <= GMEM_GUEST_MAILBOX_SIZE,
                "mailbox size");
@@ -204,6 +235,8 @@ static inline uint32_t gmem_guest_pattern(uint32_t addr, uint32_t seed)
 #ifdef GMEM_GUEST_BUILD
 /* The end of the guest image, from the linker script (gmem-guest.ld) */
 extern char gmem_guest_image_end[];
+/* The application processors' real-mode entry, copied below 1 MiB */
+extern const char gmem_guest_ap_start[], gmem_guest_ap_end[];
 #endif
 
 #endif /* GMEM_GUEST_H */
