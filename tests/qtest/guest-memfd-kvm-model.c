@@ -174,9 +174,9 @@ static bool model_smm(void)
     return listed("GMEM_KVM_MODEL_SMM", 1);
 }
 
-static void model_log(const struct kvm_userspace_memory_region2 *m)
+static void model_log_to(const char *path,
+                         const struct kvm_userspace_memory_region2 *m)
 {
-    const char *path = getenv("GMEM_KVM_MODEL_LOG");
     FILE *f = path ? fopen(path, "a") : NULL;
 
     if (f) {
@@ -188,6 +188,11 @@ static void model_log(const struct kvm_userspace_memory_region2 *m)
                 (unsigned long long)m->guest_memfd_offset);
         fclose(f);
     }
+}
+
+static void model_log(const struct kvm_userspace_memory_region2 *m)
+{
+    model_log_to(getenv("GMEM_KVM_MODEL_LOG"), m);
 }
 
 static void unbind(unsigned slot)
@@ -1077,6 +1082,9 @@ int ioctl(int fd, unsigned long request, ...)
         ret = real_ioctl(fd, request, arg);
         if (ret < 0) {
             unbind(m->slot);
+        } else {
+            /* every memory slot the kernel took, for tests to follow */
+            model_log_to(getenv("GMEM_KVM_MODEL_SLOT_LOG"), m);
         }
         return ret;
     }
