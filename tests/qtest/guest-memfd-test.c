@@ -39,6 +39,20 @@ static const char *guest_elf(void)
     return elf ? elf : "tests/qtest/gmem-guest.elf";
 }
 
+/*
+ * Skip, saying why, where the test guest was not built (meson builds it
+ * only with a compiler for 32-bit x86)
+ */
+static bool have_guest(void)
+{
+    if (!g_file_test(guest_elf(), G_FILE_TEST_EXISTS)) {
+        g_test_skip("no test guest (gmem-guest.elf): the build found no "
+                    "compiler for 32-bit x86 (gcc -m32)");
+        return false;
+    }
+    return true;
+}
+
 /* Skip, saying why, unless KVM and a mappable guest_memfd are here */
 static bool have_kvm(void)
 {
@@ -159,6 +173,9 @@ static void test_boot(const void *data)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     extra = g_strdup_printf("-kernel %s -append 'mode=exit mb=1' "
                             "-chardev file,id=dbg,path=%s "
                             "-device isa-debugcon,iobase=0xe9,chardev=dbg "
@@ -220,6 +237,9 @@ static void test_shared_data(void)
     gint64 deadline;
 
     if (!have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
@@ -1208,6 +1228,9 @@ static void test_convert(void)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     conv_vm_start(&vm, "0x1401000", "3", conv_requests,
                   ARRAY_SIZE(conv_requests));
     conv_vm_wait(&vm, true);
@@ -1321,6 +1344,9 @@ static void test_convert_smp(const void *data)
     QDict *rsp, *b;
 
     if (real ? !have_inplace_kvm() : !have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     g_test_message("%u vCPUs, %u requests each, seed 0x%x", STRESS_CPUS,
@@ -1478,6 +1504,9 @@ static void test_convert_guest_errors(void)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
     log = g_build_filename(dir, "qemu.log", NULL);
     args = g_strdup_printf("-append 'mode=halt mb=1 serve=1' "
@@ -1538,6 +1567,9 @@ static void test_convert_busy(void)
     QDict *b;
 
     if (!have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     conv_vm_start(&vm, "0x1401000", NULL, conv_busy_requests,
@@ -2163,6 +2195,9 @@ static void test_migrate(const void *data)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
     src_log = g_build_filename(dir, "src.log", NULL);
     dst_log = g_build_filename(dir, "dst.log", NULL);
@@ -2210,6 +2245,9 @@ static void test_dirty_rate(void)
     int step = 0;
 
     if (!have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
@@ -2399,6 +2437,9 @@ static void test_dump(void)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
     log = g_build_filename(dir, "console", NULL);
     file = g_build_filename(dir, "dump", NULL);
@@ -2526,6 +2567,9 @@ static void test_hotplug(void)
     int fds;
 
     if (!have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
@@ -2713,6 +2757,9 @@ static void test_private_virtio(void)
     if (!have_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
     log = g_build_filename(dir, "console", NULL);
     extra = g_strdup_printf("-m %dM,slots=1,maxmem=1G "
@@ -2885,6 +2932,9 @@ static void test_convert_mapped(const void *data)
     QDict *b, *rsp;
 
     if (real ? !have_inplace_kvm() : !have_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
@@ -3106,6 +3156,9 @@ static void test_kvm_convert(const void *data)
     if (!have_inplace_kvm()) {
         return;
     }
+    if (!have_guest()) {
+        return;
+    }
     dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
     console = g_build_filename(dir, "console", NULL);
     vm.qts = kvm_vm_start(console, "", kvm_conv_requests,
@@ -3219,6 +3272,9 @@ static void test_kvm_convert_pinned(void)
     int gup;
 
     if (!have_inplace_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     gup = open("/sys/kernel/debug/gup_test", O_RDWR);
@@ -3505,6 +3561,9 @@ static void test_kvm_convert_rate(void)
     void *map;
 
     if (!have_inplace_kvm()) {
+        return;
+    }
+    if (!have_guest()) {
         return;
     }
     /* the plain loop's own VM and file, written all over */
