@@ -114,7 +114,7 @@ echo "series: note: the qtests of 2-backend still come in the last" \
 bad=0
 for p in "$OUT"/*/[0-9]*.patch; do
     case $p in *0000-cover-letter.patch) continue ;; esac
-    res=$(cd "$SRC" && perl scripts/checkpatch.pl --no-signoff "$p" 2>&1 || true)
+    res=$(cd "$SRC" && perl scripts/checkpatch.pl "$p" 2>&1 || true)
     summary=$(echo "$res" | sed -n 's/^total: /total: /p' | tail -1)
     echo "series: ${p#"$OUT"/}: ${summary:-no result}"
     case $summary in
