@@ -1053,6 +1053,25 @@ static void conv_vm_start_stopped(ConvVm *vm, const char *busy,
     g_unsetenv("GMEM_KVM_MODEL_BUSY_TRIES");
 }
 
+/*
+ * A software-protected VM on the real kernel, stopped: the test guest with
+ * hc=1 and @append on its command line, and @args for QEMU
+ */
+static void kvm_vm_start(ConvVm *vm, const char *append, const char *args)
+{
+    g_autofree char *extra = NULL;
+
+    vm->dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    vm->console = g_build_filename(vm->dir, "console", NULL);
+    vm->model_log = NULL;
+    extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
+                            "-kernel %s -append 'mode=halt mb=1 hc=1%s' "
+                            "-chardev file,id=dbg,path=%s "
+                            "-device isa-debugcon,iobase=0xe9,chardev=dbg %s",
+                            guest_elf(), append, vm->console, args);
+    vm->qts = start_vm("pc,confidential-guest-support=swp0", "", extra);
+}
+
 /* Leave @n requests in the mailbox, and let the guest run */
 static void conv_vm_requests(ConvVm *vm, const ConvRequest *req, int n)
 {
@@ -1352,17 +1371,7 @@ static void test_convert_smp(const void *data)
     g_test_message("%u vCPUs, %u requests each, seed 0x%x", STRESS_CPUS,
                    rounds, seed);
     if (real) {
-        g_autofree char *extra = NULL;
-
-        vm.dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
-        vm.console = g_build_filename(vm.dir, "console", NULL);
-        extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
-                                "-kernel %s -append 'mode=halt mb=1 hc=1' "
-                                "-chardev file,id=dbg,path=%s "
-                                "-device isa-debugcon,iobase=0xe9,chardev=dbg "
-                                "-smp %d", guest_elf(), vm.console,
-                                STRESS_CPUS);
-        vm.qts = start_vm("pc,confidential-guest-support=swp0", "", extra);
+        kvm_vm_start(&vm, "", "-smp " stringify(STRESS_CPUS));
     } else {
         g_setenv("GMEM_KVM_MODEL_DUMP_GPA", gpa, true);
         g_setenv("GMEM_KVM_MODEL_DUMP_PAGES", pages, true);
@@ -2831,12 +2840,29 @@ static void test_private_virtio(void)
 #define BLK_HDR_GPA     0x1600000
 #define BLK_LATENCY_S   4
 
+/*
+ * Have a serve=1 guest make the requests in its mailbox: write GO, wait
+ * until the guest is done.  Returns how long that took, in seconds.
+ */
+static double conv_serve_go(QTestState *qts)
+{
+    uint64_t cmd = GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_SERVE_CMD;
+    gint64 t0 = g_get_monotonic_time();
+
+    qtest_writel(qts, cmd, GMEM_GUEST_SERVE_GO);
+    while (qtest_readl(qts, cmd)) {
+        g_assert(g_get_monotonic_time() - t0 <
+                 GUEST_TIMEOUT_S * G_USEC_PER_SEC);
+        g_usleep(2000);
+    }
+    return (g_get_monotonic_time() - t0) / 1e6;
+}
+
 static void conv_serve(QTestState *qts, const ConvRequest *req,
                        uint32_t *result)
 {
     uint64_t mb = GMEM_GUEST_MAILBOX_GPA;
     uint64_t r = mb + GMEM_GUEST_MB_REQUESTS;
-    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
 
     qtest_writel(qts, r + offsetof(GmemGuestRequest, kind), req->kind);
     qtest_writel(qts, r + offsetof(GmemGuestRequest, gpa), req->gpa);
@@ -2845,11 +2871,7 @@ static void conv_serve(QTestState *qts, const ConvRequest *req,
                  req->attributes);
     qtest_writel(qts, r + offsetof(GmemGuestRequest, done), 0);
     qtest_writel(qts, mb + GMEM_GUEST_MB_NR_REQUESTS, 1);
-    qtest_writel(qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_GO);
-    while (qtest_readl(qts, mb + GMEM_GUEST_MB_SERVE_CMD)) {
-        g_assert(g_get_monotonic_time() < deadline);
-        g_usleep(10 * 1000);
-    }
+    conv_serve_go(qts);
     g_assert_cmpint(qtest_readl(qts, r + offsetof(GmemGuestRequest, done)),
                     ==, 1);
     *result = qtest_readl(qts, r + offsetof(GmemGuestRequest, result));
@@ -2861,16 +2883,8 @@ static void conv_serve(QTestState *qts, const ConvRequest *req,
  */
 static void conv_serve_ready(QTestState *qts)
 {
-    uint64_t mb = GMEM_GUEST_MAILBOX_GPA;
-    gint64 deadline = g_get_monotonic_time() +
-                      GUEST_TIMEOUT_S * G_USEC_PER_SEC;
-
-    qtest_writel(qts, mb + GMEM_GUEST_MB_NR_REQUESTS, 0);
-    qtest_writel(qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_GO);
-    while (qtest_readl(qts, mb + GMEM_GUEST_MB_SERVE_CMD)) {
-        g_assert(g_get_monotonic_time() < deadline);
-        g_usleep(10 * 1000);
-    }
+    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_NR_REQUESTS, 0);
+    conv_serve_go(qts);
 }
 
 /*
@@ -3096,33 +3110,6 @@ static bool have_inplace_kvm(void)
     return true;
 }
 
-/* A software-protected VM on the real kernel, with @req in its mailbox */
-static QTestState *kvm_vm_start(const char *console, const char *append,
-                                const ConvRequest *req, int n)
-{
-    g_autofree char *extra = NULL;
-    QTestState *qts;
-
-    extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
-                            "-kernel %s -append 'mode=halt mb=1 hc=1%s' "
-                            "-chardev file,id=dbg,path=%s "
-                            "-device isa-debugcon,iobase=0xe9,chardev=dbg",
-                            guest_elf(), append, console);
-    qts = start_vm("pc,confidential-guest-support=swp0", "", extra);
-    for (int i = 0; i < n; i++) {
-        uint64_t r = GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_REQUESTS +
-                     i * sizeof(GmemGuestRequest);
-
-        qtest_writel(qts, r + offsetof(GmemGuestRequest, kind), req[i].kind);
-        qtest_writel(qts, r + offsetof(GmemGuestRequest, gpa), req[i].gpa);
-        qtest_writel(qts, r + offsetof(GmemGuestRequest, size), req[i].size);
-        qtest_writel(qts, r + offsetof(GmemGuestRequest, attributes),
-                     req[i].attributes);
-    }
-    qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_NR_REQUESTS, n);
-    return qts;
-}
-
 static const ConvRequest kvm_conv_requests[] = {
     /* 64 KiB at 18 MiB to private, then 8 KiB of it back to shared */
     { REQ_HC, 0x1200000, 16, ENCRYPTED, 0 },
@@ -3143,8 +3130,6 @@ static const ConvRequest kvm_conv_requests[] = {
 
 static void test_kvm_convert(const void *data)
 {
-    g_autofree char *dir = NULL;
-    g_autofree char *console = NULL;
     g_autofree char *conv = NULL;
     g_autofree char *model_conv = NULL;
     g_autofree char *out = NULL;
@@ -3159,10 +3144,7 @@ static void test_kvm_convert(const void *data)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
-    console = g_build_filename(dir, "console", NULL);
-    vm.qts = kvm_vm_start(console, "", kvm_conv_requests,
-                          ARRAY_SIZE(kvm_conv_requests));
+    kvm_vm_start(&vm, "", "");
 
     /* what the kernel offers, as QEMU probed it: what the model says v8 is */
     resp = qtest_qmp(vm.qts, "{ 'execute': 'query-kvm-guest-memfd' }");
@@ -3183,7 +3165,7 @@ static void test_kvm_convert(const void *data)
     }
     qtest_memwrite(vm.qts, 0x1201000, pattern, 8 * KiB);
 
-    qtest_qmp_assert_success(vm.qts, "{ 'execute': 'cont' }");
+    conv_vm_requests(&vm, kvm_conv_requests, ARRAY_SIZE(kvm_conv_requests));
     conv_vm_wait(&vm, true);
     check_requests(&vm, kvm_conv_requests, ARRAY_SIZE(kvm_conv_requests));
 
@@ -3217,9 +3199,7 @@ static void test_kvm_convert(const void *data)
     qtest_writel(vm.qts, 0x120f000, 0x12345678);
     qtest_qmp_assert_success(vm.qts, "{ 'execute': 'query-status' }");
 
-    qtest_quit(vm.qts);
-    unlink(console);
-    rmdir(dir);
+    conv_vm_end(&vm);
 }
 
 /*
@@ -3263,9 +3243,10 @@ static void test_kvm_convert_pinned(void)
     };
     g_autofree char *preload = g_canonicalize_filename(pin_lib(), NULL);
     g_autofree char *dir = NULL;
-    g_autofree char *console = NULL;
     g_autofree char *ctl = NULL;
+    g_autofree char *ack = NULL;
     g_autofree char *gpa = g_strdup_printf("0x%x", PIN_GPA);
+    ConvVm vm;
     QTestState *qts;
     uint32_t result;
     QDict *b;
@@ -3284,13 +3265,14 @@ static void test_kvm_convert_pinned(void)
         return;
     }
     close(gup);
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
-    console = g_build_filename(dir, "console", NULL);
+    dir = g_dir_make_tmp("gmem-pin-XXXXXX", NULL);
     ctl = g_build_filename(dir, "pin", NULL);
+    ack = g_strdup_printf("%s.ack", ctl);
     g_setenv("LD_PRELOAD", preload, true);
     g_setenv("GMEM_PIN_GPA", gpa, true);
     g_setenv("GMEM_PIN_CTL", ctl, true);
-    qts = kvm_vm_start(console, " serve=1", NULL, 0);
+    kvm_vm_start(&vm, " serve=1", "");
+    qts = vm.qts;
     g_unsetenv("LD_PRELOAD");
     g_unsetenv("GMEM_PIN_GPA");
     g_unsetenv("GMEM_PIN_CTL");
@@ -3323,8 +3305,8 @@ static void test_kvm_convert_pinned(void)
 
     qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_SERVE_CMD,
                  GMEM_GUEST_SERVE_STOP);
-    qtest_quit(qts);
-    unlink(console);
+    conv_vm_end(&vm);
+    unlink(ack);
     rmdir(dir);
 }
 
@@ -3366,7 +3348,7 @@ static double qemu_rate(QTestState *qts, uint64_t size, uint32_t rounds)
     static uint64_t total;
     uint64_t mb = GMEM_GUEST_MAILBOX_GPA;
     uint64_t r = mb + GMEM_GUEST_MB_REQUESTS;
-    double t0, t;
+    double t;
     QDict *b;
 
     for (int i = 0; i < 2; i++) {
@@ -3382,13 +3364,7 @@ static double qemu_rate(QTestState *qts, uint64_t size, uint32_t rounds)
     }
     qtest_writel(qts, mb + GMEM_GUEST_MB_NR_REQUESTS, 2);
     qtest_writel(qts, mb + GMEM_GUEST_MB_REPEAT, rounds);
-    t0 = now_s();
-    qtest_writel(qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_GO);
-    while (qtest_readl(qts, mb + GMEM_GUEST_MB_SERVE_CMD)) {
-        g_assert(now_s() - t0 < GUEST_TIMEOUT_S);
-        g_usleep(2000);
-    }
-    t = now_s() - t0;
+    t = conv_serve_go(qts);
     g_assert_cmphex(qtest_readl(qts, r + offsetof(GmemGuestRequest, result)),
                     ==, 0);
     g_assert_cmphex(qtest_readl(qts, r + sizeof(GmemGuestRequest) +
@@ -3553,10 +3529,9 @@ static void test_kvm_convert_rate(void)
         .size = 2 * MiB,
         .flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
     };
-    g_autofree char *dir = NULL;
-    g_autofree char *console = NULL;
+    ConvVm vm;
     QTestState *qts;
-    int kvm, vm, gmem;
+    int kvm, rawvm, gmem;
     bool prefault;
     void *map;
 
@@ -3568,18 +3543,18 @@ static void test_kvm_convert_rate(void)
     }
     /* the plain loop's own VM and file, written all over */
     kvm = open("/dev/kvm", O_RDWR);
-    vm = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
-    g_assert(vm >= 0);
-    prefault = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
-    gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &g);
+    rawvm = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+    g_assert(rawvm >= 0);
+    prefault = ioctl(rawvm, KVM_CHECK_EXTENSION,
+                     KVM_CAP_PRE_FAULT_MEMORY) > 0;
+    gmem = ioctl(rawvm, KVM_CREATE_GUEST_MEMFD, &g);
     g_assert(gmem >= 0);
     map = mmap(NULL, g.size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
     g_assert(map != MAP_FAILED);
     memset(map, 0x5a, g.size);
 
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
-    console = g_build_filename(dir, "console", NULL);
-    qts = kvm_vm_start(console, " serve=1", NULL, 0);
+    kvm_vm_start(&vm, " serve=1", "");
+    qts = vm.qts;
     qtest_memset(qts, RATE_GPA, 0x5a, 2 * MiB);
     qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
     conv_serve_ready(qts);
@@ -3635,13 +3610,11 @@ static void test_kvm_convert_rate(void)
 
     qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_SERVE_CMD,
                  GMEM_GUEST_SERVE_STOP);
-    qtest_quit(qts);
+    conv_vm_end(&vm);
     munmap(map, g.size);
     close(gmem);
-    close(vm);
+    close(rawvm);
     close(kvm);
-    unlink(console);
-    rmdir(dir);
 }
 
 /* Without KVM, the command says so */
