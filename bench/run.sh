@@ -3,9 +3,6 @@
 # All benchmarks; each prints ratios measured side by side in one run.
 set -e
 OBJ=$(cd "$1" && pwd)
-# The conversion engine against RamBlockAttributes (tests/bench in QEMU)
-"$OBJ/tests/bench/gmem-convert-bench" ||
-    echo "bench: gmem-convert-bench: a replay goal was missed"
 for b in "$(dirname "$0")"/*.py; do
     /usr/bin/python3 "$b" "$OBJ"
 done

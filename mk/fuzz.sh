@@ -31,7 +31,11 @@ build() {
         $(pkg-config --cflags glib-2.0) \
         "$Q/tests/unit/fuzz-kvm-gmem-convert.c" \
         "$Q/accel/kvm/kvm-gmem-convert.c" "$Q/accel/kvm/kvm-gmem-caps.c" \
-        -Wl,--start-group "$O/libqemuutil.a" -Wl,--end-group \
+        "$Q/system/ram-block-attributes.c" \
+        "$Q/tests/unit/ram-discard-manager-stubs.c" \
+        "$O"/libqom.a.p/*.o "$O"/libevent-loop-base.a.p/*.o \
+        -Wl,--start-group "$O/libqemuutil.a" \
+        -Wl,--end-group \
         $(pkg-config --libs glib-2.0) -lnuma -lm -pthread -o "$BIN"
 }
 

@@ -7,7 +7,6 @@
 #ifndef SYSTEM_KVM_GMEM_CONVERT_H
 #define SYSTEM_KVM_GMEM_CONVERT_H
 
-#include "qemu/queue.h"
 #include "system/kvm-gmem.h"
 
 /*
@@ -32,33 +31,18 @@ typedef struct KvmGmemOps {
 /* How often a conversion is tried while the kernel reports EAGAIN */
 #define KVM_GMEM_CONVERT_TRIES 8
 
-typedef struct KvmGmemListener KvmGmemListener;
+typedef struct RamBlockAttributes RamBlockAttributes;
 
 /*
- * Something that maps shared memory of the file, such as VFIO DMA: told
- * before memory in its range becomes private, and after it became shared.
+ * A guest_memfd mapped in place, whose shared/private state is kept by
+ * the RamBlockAttributes of its RAM block: shared memory is populated,
+ * private memory discarded, and the listeners (VFIO) map shared memory.
  */
-struct KvmGmemListener {
-    /* The part of the file it follows */
-    uint64_t offset;
-    uint64_t size;
-    /* Memory in [offset, offset + size) is now shared: 0 or -errno */
-    int (*populate)(KvmGmemListener *l, uint64_t offset, uint64_t size);
-    /* Memory in [offset, offset + size) is about to become private */
-    void (*discard)(KvmGmemListener *l, uint64_t offset, uint64_t size);
-    QLIST_ENTRY(KvmGmemListener) next;
-};
-
-/* The shared/private state of one guest_memfd mapped in place */
 typedef struct KvmGmemFile {
     int fd;
     uint64_t size;
     unsigned page_shift;
-    uint64_t nr_pages;
-    /* One bit per page, set when shared; nr_shared of them */
-    unsigned long *shared;
-    uint64_t nr_shared;
-    QLIST_HEAD(, KvmGmemListener) listeners;
+    RamBlockAttributes *attr;
     const KvmGmemOps *ops;
     void *opaque;
     /* How conversions are carried out on this host */
@@ -69,43 +53,17 @@ typedef struct KvmGmemFile {
     uint64_t retries;
 } KvmGmemFile;
 
+/*
+ * @size bytes of @fd from offset 0, in pages of 1 << @page_shift bytes,
+ * whose state @attr keeps (at the same granularity)
+ */
 void kvm_gmem_file_init(KvmGmemFile *f, int fd, uint64_t size,
-                        unsigned page_shift, bool shared,
+                        unsigned page_shift, RamBlockAttributes *attr,
                         const KvmGmemOps *ops, void *opaque,
                         const KvmGmemTable *table);
-void kvm_gmem_file_destroy(KvmGmemFile *f);
 
-static inline uint64_t kvm_gmem_file_shared_bytes(const KvmGmemFile *f)
-{
-    return f->nr_shared << f->page_shift;
-}
-
-static inline uint64_t kvm_gmem_file_private_bytes(const KvmGmemFile *f)
-{
-    return (f->nr_pages - f->nr_shared) << f->page_shift;
-}
-
-/* Is all of [@offset, @offset + @size) in the state @shared? */
-bool kvm_gmem_file_is(const KvmGmemFile *f, uint64_t offset, uint64_t size,
-                      bool shared);
-
-/*
- * Call @fn for each maximal run of pages in the state @shared within
- * [@offset, @offset + @size), in order; stop at the first error.
- */
-typedef int (*KvmGmemRunFn)(void *opaque, uint64_t offset, uint64_t size);
-int kvm_gmem_file_for_each_run(const KvmGmemFile *f, uint64_t offset,
-                               uint64_t size, bool shared, KvmGmemRunFn fn,
-                               void *opaque);
-
-/*
- * Add a listener, and tell it about the shared memory in its range, one
- * call per run.  If that fails, it is told to discard what it was given,
- * and is not added.  Returns 0 or -errno.
- */
-int kvm_gmem_listener_add(KvmGmemFile *f, KvmGmemListener *l);
-/* Remove a listener, telling it to discard the shared memory it follows */
-void kvm_gmem_listener_del(KvmGmemFile *f, KvmGmemListener *l);
+uint64_t kvm_gmem_file_shared_bytes(const KvmGmemFile *f);
+uint64_t kvm_gmem_file_private_bytes(const KvmGmemFile *f);
 
 /**
  * kvm_gmem_convert: convert a range of the file between shared and private
@@ -117,9 +75,10 @@ void kvm_gmem_listener_del(KvmGmemFile *f, KvmGmemListener *l);
  * @errp: pointer to Error*, to store an error if it happens
  *
  * Toward private, the listeners are told to discard first, then the
- * kernel converts, and the listeners get the memory back if it fails.
- * Toward shared, the kernel converts first, then the listeners are told,
- * and if one fails the kernel converts the range back.  While the kernel
+ * kernel converts, and the listeners get the memory back if it fails; a
+ * range held shared (a device maps it) fails with -EBUSY.  Toward shared,
+ * the kernel converts first, then the listeners are told, and if one fails
+ * the kernel converts the range back.  While the kernel
  * reports EAGAIN toward private (a page still referenced), the conversion
  * is retried up to KVM_GMEM_CONVERT_TRIES times; toward shared the kernel
  * checks no references, and an EAGAIN is an error like any other.  A

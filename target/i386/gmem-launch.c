@@ -36,7 +36,7 @@ static bool gmem_launch_add_region(Int128 start, Int128 len,
         .name = memory_region_name(mr),
         .gpa = int128_get64(start),
         .size = int128_get64(len),
-        .in_place = mr->ram_block->gmem != NULL,
+        .in_place = qemu_ram_is_guest_memfd_inplace(mr->ram_block),
     };
     /* A flat view splits a region where others overlap it: join it up */
     if (prev && prev->gpa + prev->size == r.gpa && w->last == mr) {

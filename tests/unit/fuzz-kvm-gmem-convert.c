@@ -7,22 +7,26 @@
  * conversions of any range (unaligned, empty, past the end, wrapping),
  * in either direction, with any content request and launch phase, with
  * failures injected into the kernel (ENOMEM, EINVAL, EFAULT, EIO, EAGAIN
- * for a few tries or for good) and into listeners (toward shared, and
- * when they are added); and listeners added and removed.  After each
- * operation: QEMU's state equals the model's, counts equal a recount,
- * listeners map exactly the shared memory they follow, a failed
- * conversion leaves every page's state as it was, and a successful one
- * changes its range only, with the contents it asked for.
+ * for a few tries or for good) and into listeners (toward shared);
+ * listeners added and removed; and ranges held shared, as a device that
+ * maps guest memory holds them, and let go.  After each operation: QEMU's
+ * state (the RamBlockAttributes) equals the model's, counts equal a
+ * recount, listeners map exactly the shared memory they follow, a failed
+ * conversion leaves every page's state as it was, a successful one
+ * changes its range only, with the contents it asked for, and held memory
+ * is shared.
  *
  * It is not built by meson: compile it with clang and
  * -fsanitize=fuzzer,address,undefined together with
- * accel/kvm/kvm-gmem-convert.c and accel/kvm/kvm-gmem-caps.c, and link
+ * accel/kvm/kvm-gmem-convert.c, accel/kvm/kvm-gmem-caps.c,
+ * system/ram-block-attributes.c and ram-discard-manager-stubs.c, and link
  * libqemuutil.a and glib.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
+#include "qemu/module.h"
 #include "kvm-gmem-model.h"
 
 typedef struct Input {
@@ -162,6 +166,37 @@ static void do_convert(Input *in, Fixture *x, TestListener **ls, int nr_ls)
     check_state(x, ls, nr_ls);
 }
 
+/* A range held shared, as address_space_map() holds one */
+typedef struct Hold {
+    bool held;
+    MemoryRegionSection section;
+} Hold;
+
+static void do_hold(Input *in, Fixture *x, Hold *h)
+{
+    RamDiscardManager *rdm = RAM_DISCARD_MANAGER(x->f.attr);
+    RamDiscardManagerClass *rdmc = RAM_DISCARD_MANAGER_GET_CLASS(rdm);
+    uint64_t first = take(in, 2) % NR_PAGES;
+    uint64_t n = 1 + take(in, 1) % (NR_PAGES - first);
+    bool shared = true;
+
+    if (h->held) {
+        rdmc->release_populated(rdm, &h->section);
+        h->held = false;
+        return;
+    }
+    h->section = (MemoryRegionSection) {
+        .mr = &x->mr, .offset_within_region = first * PAGE,
+        .size = int128_make64(n * PAGE),
+    };
+    for (uint64_t i = first; i < first + n; i++) {
+        shared &= !x->m.private[i];
+    }
+    /* only shared memory can be held */
+    h->held = rdmc->hold_populated(rdm, &h->section);
+    g_assert_cmpint(h->held, ==, shared);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const KvmGmemCaps *const hosts[] = {
@@ -171,40 +206,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     TestListener listeners[2];
     TestListener *ls[2];
     int nr_ls = 0;
+    Hold h = { 0 };
+    static bool qom_ready;
     Fixture x;
 
+    if (!qom_ready) {
+        module_call_init(MODULE_INIT_QOM);
+        qom_ready = true;
+    }
     fixture_init(&x, hosts[take(&in, 1) % ARRAY_SIZE(hosts)]);
     g_string_free(x.m.log, true);
     x.m.log = NULL;
     for (int ops = 0; in.left && ops < 32; ops++) {
         uint8_t op = take(&in, 1);
 
-        if (op % 8 < 6) {
+        if (op % 8 < 5) {
             do_convert(&in, &x, ls, nr_ls);
+        } else if (op % 8 == 5) {
+            do_hold(&in, &x, &h);
         } else if (op % 8 == 6 && nr_ls < 2) {
             uint64_t first = take(&in, 2) % NR_PAGES;
             uint64_t n = 1 + take(&in, 2) % (NR_PAGES - first);
             TestListener *t = &listeners[nr_ls];
 
-            listener_init(t, &x.m, 'A' + nr_ls, first * PAGE, n * PAGE);
-            t->fail_in = op >> 7;
-            if (kvm_gmem_listener_add(&x.f, &t->l) == 0) {
-                t->fail_in = 0;
-                ls[nr_ls++] = t;
-            } else {
-                /* refused: it maps nothing */
-                for (int i = 0; i < NR_PAGES; i++) {
-                    g_assert_false(t->mapped[i]);
-                }
-            }
+            listener_add(&x.f, t, &x.m, 'A' + nr_ls, first * PAGE, n * PAGE);
+            ls[nr_ls++] = t;
             check_state(&x, ls, nr_ls);
         } else if (op % 8 == 7 && nr_ls) {
-            kvm_gmem_listener_del(&x.f, &ls[--nr_ls]->l);
+            listener_del(&x.f, ls[--nr_ls]);
             for (int i = 0; i < NR_PAGES; i++) {
                 g_assert_false(ls[nr_ls]->mapped[i]);
             }
             check_state(&x, ls, nr_ls);
         }
+        if (h.held) {
+            uint64_t first = h.section.offset_within_region / PAGE;
+
+            for (uint64_t i = first;
+                 i < first + int128_get64(h.section.size) / PAGE; i++) {
+                g_assert_false(x.m.private[i]);
+            }
+        }
+    }
+    if (h.held) {
+        do_hold(&in, &x, &h);
     }
     fixture_destroy_listeners(&x, ls, nr_ls);
     return 0;

@@ -45,6 +45,8 @@
 #include "qapi/error.h"
 #include "system/kvm-gmem-convert.h"
 #include "system/kvm-gmem-uapi.h"
+#include "system/memory.h"
+#include "system/ramblock.h"
 
 #define SHIFT 12
 #define PAGE (1ULL << SHIFT)
@@ -185,7 +187,11 @@ static const KvmGmemOps model_ops = {
 };
 
 typedef struct TestListener {
-    KvmGmemListener l;
+    RamDiscardListener rdl;
+    MemoryRegionSection section;
+    /* The part of the file it follows */
+    uint64_t offset;
+    uint64_t size;
     Model *m;
     char name;
     bool mapped[NR_PAGES];
@@ -193,10 +199,12 @@ typedef struct TestListener {
     unsigned populates;
 } TestListener;
 
-static inline int listener_populate(KvmGmemListener *l, uint64_t offset,
-                                    uint64_t size)
+static inline int listener_populate(RamDiscardListener *rdl,
+                                    MemoryRegionSection *s)
 {
-    TestListener *t = container_of(l, TestListener, l);
+    TestListener *t = container_of(rdl, TestListener, rdl);
+    uint64_t offset = s->offset_within_region;
+    uint64_t size = int128_get64(s->size);
 
     model_log(t->m, "P%c %" PRIx64 "+%" PRIx64 ";",
               t->name, offset, size);
@@ -204,7 +212,7 @@ static inline int listener_populate(KvmGmemListener *l, uint64_t offset,
     if (t->fail_in && !--t->fail_in) {
         return -ENOMEM;
     }
-    g_assert(offset >= l->offset && offset + size <= l->offset + l->size);
+    g_assert(offset >= t->offset && offset + size <= t->offset + t->size);
     for (uint64_t i = offset / PAGE; i < (offset + size) / PAGE; i++) {
         /* the kernel has made it shared already, and it is not mapped */
         g_assert_false(t->m->private[i]);
@@ -214,10 +222,12 @@ static inline int listener_populate(KvmGmemListener *l, uint64_t offset,
     return 0;
 }
 
-static inline void listener_discard(KvmGmemListener *l, uint64_t offset,
-                                    uint64_t size)
+static inline void listener_discard(RamDiscardListener *rdl,
+                                    MemoryRegionSection *s)
 {
-    TestListener *t = container_of(l, TestListener, l);
+    TestListener *t = container_of(rdl, TestListener, rdl);
+    uint64_t offset = s->offset_within_region;
+    uint64_t size = int128_get64(s->size);
 
     model_log(t->m, "D%c %" PRIx64 "+%" PRIx64 ";",
               t->name, offset, size);
@@ -233,27 +243,64 @@ static inline void listener_init(TestListener *t, Model *m, char name,
                                  uint64_t offset, uint64_t size)
 {
     *t = (TestListener) {
-        .l = { .offset = offset, .size = size,
-               .populate = listener_populate,
-               .discard = listener_discard },
+        .offset = offset,
+        .size = size,
         .m = m,
         .name = name,
     };
+    ram_discard_listener_init(&t->rdl, listener_populate, listener_discard,
+                              false);
 }
 
-/* Make @t a listener of @f's [@offset, @offset + @size), and add it */
+/*
+ * Make @t a listener of @f's [@offset, @offset + @size), and register it
+ * with the RamBlockAttributes of @f, which tells it what is shared
+ */
 static inline void listener_add(KvmGmemFile *f, TestListener *t, Model *m,
                                 char name, uint64_t offset, uint64_t size)
 {
+    RamDiscardManager *rdm = RAM_DISCARD_MANAGER(f->attr);
+
     listener_init(t, m, name, offset, size);
-    g_assert_cmpint(kvm_gmem_listener_add(f, &t->l), ==, 0);
+    t->section = (MemoryRegionSection) {
+        .mr = f->attr->ram_block->mr,
+        .offset_within_region = offset,
+        .size = int128_make64(size),
+    };
+    RAM_DISCARD_MANAGER_GET_CLASS(rdm)->register_listener(rdm, &t->rdl,
+                                                          &t->section);
+}
+
+/* Unregister @t, which is told to discard the shared memory it follows */
+static inline void listener_del(KvmGmemFile *f, TestListener *t)
+{
+    RamDiscardManager *rdm = RAM_DISCARD_MANAGER(f->attr);
+
+    RAM_DISCARD_MANAGER_GET_CLASS(rdm)->unregister_listener(rdm, &t->rdl);
 }
 
 typedef struct Fixture {
     Model m;
     KvmGmemTable table;
+    MemoryRegion mr;
+    RAMBlock rb;
     KvmGmemFile f;
 } Fixture;
+
+/* The RamBlockAttributes of a block of FILE_SIZE bytes */
+static inline RamBlockAttributes *fixture_attributes(MemoryRegion *mr,
+                                                     RAMBlock *rb,
+                                                     uint64_t size,
+                                                     bool shared)
+{
+    memset(mr, 0, sizeof(*mr));
+    memset(rb, 0, sizeof(*rb));
+    mr->size = int128_make64(size);
+    rb->mr = mr;
+    rb->max_length = size;
+    rb->flags = RAM_GUEST_MEMFD | (shared ? RAM_GUEST_MEMFD_INPLACE : 0);
+    return ram_block_attributes_create(rb);
+}
 
 static inline void fixture_init(Fixture *x, const KvmGmemCaps *caps)
 {
@@ -264,13 +311,15 @@ static inline void fixture_init(Fixture *x, const KvmGmemCaps *caps)
                            caps->post_launch_flags;
     x->m.plain = caps->private_plain;
     kvm_gmem_caps_table(caps, &x->table);
-    kvm_gmem_file_init(&x->f, 42, FILE_SIZE, SHIFT, true, &model_ops, &x->m,
-                       &x->table);
+    kvm_gmem_file_init(&x->f, 42, FILE_SIZE, SHIFT,
+                       fixture_attributes(&x->mr, &x->rb, FILE_SIZE, true),
+                       &model_ops, &x->m, &x->table);
 }
 
 static inline void fixture_destroy(Fixture *x)
 {
-    kvm_gmem_file_destroy(&x->f);
+    g_assert(QLIST_EMPTY(&x->f.attr->rdl_list));
+    ram_block_attributes_destroy(x->f.attr);
     if (x->m.log) {
         g_string_free(x->m.log, true);
     }
@@ -281,7 +330,7 @@ static inline void fixture_destroy_listeners(Fixture *x, TestListener **ls,
                                              int n)
 {
     for (int i = 0; i < n; i++) {
-        kvm_gmem_listener_del(&x->f, &ls[i]->l);
+        listener_del(&x->f, ls[i]);
     }
     fixture_destroy(x);
 }
@@ -311,23 +360,29 @@ static const KvmGmemCaps caps_v5_snp = {
 /* QEMU's state equals the model kernel's; counts equal a recount */
 static inline void check_state(Fixture *x, TestListener **ls, int nr_ls)
 {
+    const RamBlockAttributes *attr = x->f.attr;
     uint64_t shared = 0;
 
     for (int i = 0; i < NR_PAGES; i++) {
-        bool s = test_bit(i, x->f.shared);
+        bool s = test_bit(i, attr->bitmap);
 
         g_assert_cmpint(s, ==, !x->m.private[i]);
+        g_assert_cmpint(ram_block_attributes_range_is(attr, i * PAGE, PAGE,
+                                                      true), ==, s);
+        g_assert_cmpint(ram_block_attributes_range_is(attr, i * PAGE, PAGE,
+                                                      false), ==, !s);
         shared += s;
         for (int j = 0; j < nr_ls; j++) {
-            bool in = i * PAGE >= ls[j]->l.offset &&
-                      i * PAGE < ls[j]->l.offset + ls[j]->l.size;
+            bool in = i * PAGE >= ls[j]->offset &&
+                      i * PAGE < ls[j]->offset + ls[j]->size;
 
             g_assert_cmpint(ls[j]->mapped[i], ==, s && in);
         }
     }
-    g_assert_cmpuint(x->f.nr_shared, ==, shared);
-    g_assert_cmpuint(x->f.nr_shared, ==,
-                     bitmap_count_one(x->f.shared, NR_PAGES));
+    g_assert_cmpuint(attr->nr_populated, ==, shared);
+    g_assert_cmpuint(attr->nr_populated, ==,
+                     bitmap_count_one(attr->bitmap, NR_PAGES));
+    g_assert_cmpuint(kvm_gmem_file_shared_bytes(&x->f), ==, shared * PAGE);
     g_assert_cmpuint(kvm_gmem_file_shared_bytes(&x->f) +
                      kvm_gmem_file_private_bytes(&x->f), ==, FILE_SIZE);
 }

@@ -6,6 +6,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/module.h"
 #include "kvm-gmem-model.h"
 
 static void test_order(void)
@@ -164,7 +165,7 @@ static void test_rollback_busy(void)
     g_assert_cmpstr(x.m.log->str, ==,
                     "KS 0+2000;PA 0+2000;KP 0+2000;KP 0+2000;KP 0+2000;");
     g_assert_cmpuint(x.f.retries, ==, 2);
-    g_assert(kvm_gmem_file_is(&x.f, 0, 2 * PAGE, false));
+    g_assert(ram_block_attributes_range_is(x.f.attr, 0, 2 * PAGE, false));
     check_state(&x, ls, 1);
 
     fixture_destroy_listeners(&x, ls, 1);
@@ -204,7 +205,7 @@ static void test_eagain(void)
     err = NULL;
     g_assert_cmpuint(x.f.retries, ==, 3 + KVM_GMEM_CONVERT_TRIES - 1);
     check_state(&x, ls, 1);
-    g_assert(kvm_gmem_file_is(&x.f, 0, 8 * PAGE, true));
+    g_assert(ram_block_attributes_range_is(x.f.attr, 0, 8 * PAGE, true));
 
     fixture_destroy_listeners(&x, ls, 1);
 }
@@ -231,7 +232,7 @@ static void test_eagain_shared(void)
     g_assert_cmpuint(x.m.calls, ==, calls + 1);
     g_assert_cmpuint(x.f.retries, ==, 0);
     g_assert_cmpuint(x.m.backoffs, ==, 0);
-    g_assert(kvm_gmem_file_is(&x.f, 0, 4 * PAGE, false));
+    g_assert(ram_block_attributes_range_is(x.f.attr, 0, 4 * PAGE, false));
     check_state(&x, ls, 1);
     fixture_destroy_listeners(&x, ls, 1);
 }
@@ -431,7 +432,7 @@ static void test_invalid(void)
         error_free_or_abort(&err);
     }
     g_assert_cmpuint(x.m.calls, ==, 0);
-    g_assert_cmpuint(x.f.nr_shared, ==, NR_PAGES);
+    g_assert_cmpuint(x.f.attr->nr_populated, ==, NR_PAGES);
     fixture_destroy(&x);
 }
 
@@ -452,19 +453,18 @@ static void test_replay(void)
     g_assert_cmpuint(a.populates, ==, (NR_PAGES + 2) / 3);
     check_state(&x, ls, 1);
 
-    /* one that fails on its third run takes nothing, and is not added */
-    listener_init(&b, &x.m, 'B', 0, FILE_SIZE);
-    b.fail_in = 3;
+    /* a second one hears the same runs, one call each */
     g_string_truncate(x.m.log, 0);
-    g_assert_cmpint(kvm_gmem_listener_add(&x.f, &b.l), ==, -ENOMEM);
-    g_assert_cmpstr(x.m.log->str, ==, "PB 0+2000;PB 3000+2000;PB 6000+2000;"
-                    "DB 0+2000;DB 3000+2000;");
-    g_assert_null(b.l.next.le_prev);
+    listener_add(&x.f, &b, &x.m, 'B', 0, 8 * PAGE);
+    g_assert_cmpstr(x.m.log->str, ==, "PB 0+2000;PB 3000+2000;PB 6000+2000;");
+    g_string_truncate(x.m.log, 0);
+    listener_del(&x.f, &b);
+    g_assert_cmpstr(x.m.log->str, ==, "DB 0+2000;DB 3000+2000;DB 6000+2000;");
     for (int i = 0; i < NR_PAGES; i++) {
         g_assert_false(b.mapped[i]);
     }
 
-    kvm_gmem_listener_del(&x.f, &a.l);
+    listener_del(&x.f, &a);
     for (int i = 0; i < NR_PAGES; i++) {
         g_assert_false(a.mapped[i]);
     }
@@ -546,9 +546,136 @@ static void test_random(const void *data)
     g_rand_free(r);
 }
 
+/* Hold (RamDiscardManagerClass.hold_populated) a range of @x's file */
+static bool hold(Fixture *x, uint64_t offset, uint64_t size, bool release)
+{
+    RamDiscardManager *rdm = RAM_DISCARD_MANAGER(x->f.attr);
+    RamDiscardManagerClass *rdmc = RAM_DISCARD_MANAGER_GET_CLASS(rdm);
+    MemoryRegionSection s = {
+        .mr = &x->mr, .offset_within_region = offset,
+        .size = int128_make64(size),
+    };
+
+    if (release) {
+        rdmc->release_populated(rdm, &s);
+        return true;
+    }
+    return rdmc->hold_populated(rdm, &s);
+}
+
+/*
+ * Memory a device holds cannot become private, and nobody is told about
+ * it; memory that is private, or becoming so, cannot be held
+ */
+static void test_held(void)
+{
+    Fixture x;
+    TestListener a;
+    TestListener *ls[] = { &a };
+    Error *err = NULL;
+
+    fixture_init(&x, &caps_v8);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    g_assert_true(hold(&x, 4 * PAGE, 2 * PAGE, false));
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, true, RUNTIME, UNSPEC,
+                                     &err), ==, -EBUSY);
+    g_assert_nonnull(strstr(error_get_pretty(err), "a device has it mapped"));
+    error_free(err);
+    g_assert_cmpstr(x.m.log->str, ==, "");
+    g_assert_cmpuint(x.m.calls, ==, 0);
+    g_assert_cmpuint(x.f.failures, ==, 1);
+    check_state(&x, ls, 1);
+
+    /* next to it is fine; private memory cannot be held */
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 6 * PAGE, 2 * PAGE, true, RUNTIME,
+                                     UNSPEC, &error_abort), ==, 0);
+    g_assert_false(hold(&x, 7 * PAGE, PAGE, false));
+    g_assert_false(hold(&x, 5 * PAGE, 2 * PAGE, false));
+
+    /* nor memory that is on its way */
+    g_assert_cmpint(ram_block_attributes_discard_begin(x.f.attr, 16 * PAGE,
+                                                       4 * PAGE), ==, 0);
+    g_assert_false(hold(&x, 19 * PAGE, PAGE, false));
+    ram_block_attributes_discard_end(x.f.attr, 16 * PAGE, 4 * PAGE, false);
+    check_state(&x, ls, 1);
+    g_assert_true(hold(&x, 19 * PAGE, PAGE, false));
+    hold(&x, 19 * PAGE, PAGE, true);
+
+    /* let go, and it converts */
+    hold(&x, 4 * PAGE, 2 * PAGE, true);
+    g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, true, RUNTIME, UNSPEC,
+                                     &error_abort), ==, 0);
+    check_state(&x, ls, 1);
+    fixture_destroy_listeners(&x, ls, 1);
+}
+
+/*
+ * The two-backing path (kvm_convert_memory() without in-place
+ * conversion) changes the state in one step: runs are told in one call
+ * each, and a listener that fails leaves everything as it was
+ */
+static void test_state_change(void)
+{
+    Fixture x;
+    TestListener a, b;
+    RamBlockAttributes *attr;
+
+    memset(&x, 0, sizeof(x));
+    x.m.log = g_string_new("");
+    /* created private, as RAM with a second backing is */
+    attr = fixture_attributes(&x.mr, &x.rb, FILE_SIZE, false);
+    x.f.attr = attr;
+    g_assert_cmpuint(attr->nr_populated, ==, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 2 * PAGE,
+                                                      2 * PAGE, false), ==, 0);
+    listener_add(&x.f, &a, &x.m, 'A', 0, FILE_SIZE);
+    listener_add(&x.f, &b, &x.m, 'B', 0, FILE_SIZE);
+    g_assert_cmpuint(attr->nr_populated, ==, 2);
+
+    /* B fails on the second of the two runs that become shared */
+    b.fail_in = 2;
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 0, 8 * PAGE,
+                                                      false), ==, -ENOMEM);
+    g_assert_cmpstr(x.m.log->str, ==, "PB 0+2000;PA 0+2000;PB 4000+4000;"
+                    "DB 0+2000;DA 0+2000;");
+    g_assert_cmpuint(attr->nr_populated, ==, 2);
+    g_assert_true(ram_block_attributes_range_is(attr, 2 * PAGE, 2 * PAGE,
+                                                true));
+    g_assert_true(ram_block_attributes_range_is(attr, 4 * PAGE, 4 * PAGE,
+                                                false));
+    for (int i = 0; i < NR_PAGES; i++) {
+        g_assert_cmpint(a.mapped[i], ==, i == 2 || i == 3);
+        g_assert_cmpint(b.mapped[i], ==, i == 2 || i == 3);
+    }
+
+    /* then it works: one call per run and listener, and counts follow */
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 0, 8 * PAGE,
+                                                      false), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==, "PB 0+2000;PA 0+2000;PB 4000+4000;"
+                    "PA 4000+4000;");
+    g_assert_cmpuint(attr->nr_populated, ==, 8);
+    g_assert_cmpuint(ram_block_attributes_populated_size(attr), ==, 8 * PAGE);
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 4 * PAGE,
+                                                      8 * PAGE, true), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==, "DB 4000+4000;DA 4000+4000;");
+    g_assert_cmpuint(attr->nr_populated, ==, 4);
+
+    listener_del(&x.f, &a);
+    listener_del(&x.f, &b);
+    ram_block_attributes_destroy(attr);
+    g_string_free(x.m.log, true);
+}
+
 int main(int argc, char **argv)
 {
+    module_call_init(MODULE_INIT_QOM);
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/kvm-gmem-convert/held", test_held);
+    g_test_add_func("/kvm-gmem-convert/state-change", test_state_change);
     g_test_add_func("/kvm-gmem-convert/order", test_order);
     g_test_add_func("/kvm-gmem-convert/rollback-kernel", test_rollback_kernel);
     g_test_add_func("/kvm-gmem-convert/rollback-kernel-listener",
