@@ -29,6 +29,7 @@
 #include "system/kvm_int.h"
 #include "system/memory.h"
 #include "system/address-spaces.h"
+#include "exec/ramlist.h"
 #include "system/ramblock.h"
 #include "trace.h"
 
@@ -89,17 +90,12 @@ static const KvmGmemOps kvm_gmem_kernel_ops = {
     .backoff = kvm_gmem_backoff,
 };
 
-bool kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
+/* Put the engine in front of the RamBlockAttributes of @rb */
+static void kvm_gmem_ram_create(RAMBlock *rb)
 {
-    KvmGmemRam *g;
+    KvmGmemRam *g = g_new0(KvmGmemRam, 1);
     bool shared = !(rb->flags & RAM_GUEST_MEMFD_INIT_PRIVATE);
 
-    if (!rb->attributes) {
-        error_setg(errp, "memory '%s' has no shared/private state to convert",
-                   memory_region_name(rb->mr));
-        return false;
-    }
-    g = g_new0(KvmGmemRam, 1);
     g->ram_block = rb;
     /* Conversions are at host page granularity, as the file's pages */
     kvm_gmem_file_init(&g->file, rb->guest_memfd, rb->max_length,
@@ -118,7 +114,6 @@ bool kvm_gmem_ram_create(RAMBlock *rb, Error **errp)
                                      kvm_gmem_get_table()->mode ==
                                      KVM_GUEST_MEMFD_MODE_IN_PLACE);
     QLIST_INSERT_HEAD(&kvm_gmem_rams, g, next);
-    return true;
 }
 
 static KvmGmemRam *kvm_gmem_ram_find(RAMBlock *rb)
@@ -133,15 +128,47 @@ static KvmGmemRam *kvm_gmem_ram_find(RAMBlock *rb)
     return NULL;
 }
 
-void kvm_gmem_ram_destroy(RAMBlock *rb)
+/* RAM that is a guest_memfd mapped in place, with its RamBlockAttributes */
+static RAMBlock *kvm_gmem_ram_block(void *host)
 {
-    KvmGmemRam *g = kvm_gmem_ram_find(rb);
+    ram_addr_t offset;
+    RAMBlock *rb = qemu_ram_block_from_host(host, false, &offset);
+
+    return rb && qemu_ram_is_guest_memfd_inplace(rb) && rb->attributes ?
+           rb : NULL;
+}
+
+static void kvm_gmem_ram_block_added(RAMBlockNotifier *n, void *host,
+                                     size_t size, size_t max_size)
+{
+    RAMBlock *rb = kvm_gmem_ram_block(host);
+
+    if (rb && !kvm_gmem_ram_find(rb)) {
+        kvm_gmem_ram_create(rb);
+    }
+}
+
+static void kvm_gmem_ram_block_removed(RAMBlockNotifier *n, void *host,
+                                       size_t size, size_t max_size)
+{
+    RAMBlock *rb = kvm_gmem_ram_block(host);
+    KvmGmemRam *g = rb ? kvm_gmem_ram_find(rb) : NULL;
 
     if (g) {
         QLIST_REMOVE(g, next);
         memory_region_set_may_be_private(rb->mr, false);
         g_free(g);
     }
+}
+
+static RAMBlockNotifier kvm_gmem_ram_notifier = {
+    .ram_block_added = kvm_gmem_ram_block_added,
+    .ram_block_removed = kvm_gmem_ram_block_removed,
+};
+
+void kvm_gmem_ram_init(void)
+{
+    ram_block_notifier_add(&kvm_gmem_ram_notifier);
 }
 
 KvmGuestMemfdPhase kvm_gmem_phase(void)
