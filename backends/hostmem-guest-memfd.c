@@ -349,6 +349,7 @@ guest_memfd_backend_class_init(ObjectClass *oc, const void *data)
 
     bc->alloc = guest_memfd_backend_memory_alloc;
     bc->prealloc = guest_memfd_backend_prealloc;
+    bc->can_convert_in_place = true;
 
     object_class_property_add_bool(oc, "init-shared",
                                    guest_memfd_backend_get_init_shared,

@@ -15,7 +15,9 @@ mkdir -p "$logs"
 rm -f "$logs"/*
 
 # Our suites, run directly for their TAP output; upstream ones via meson.
-OURS="qtest-x86_64/guest-memfd-test"
+OURS="qtest-x86_64/guest-memfd-test qtest-x86_64/guest-memfd-migration-test
+    qtest-x86_64/guest-memfd-private-test qtest-x86_64/guest-memfd-convert-test
+    qtest-x86_64/guest-memfd-launch-test qtest-x86_64/guest-memfd-refuse-test"
 UPSTREAM="qtest-x86_64/qom-test qtest-x86_64/numa-test
     qtest-x86_64/qmp-cmd-test qtest-x86_64/test-hmp qtest-x86_64/qmp-test
     qtest-x86_64/device-introspect-test qtest-x86_64/ivshmem-test

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Build the libFuzzer harness of the guest_memfd conversion engine with
-# clang (ASan, UBSan) against build/obj's libqemuutil.a, and run it.
-#   mk/fuzz.sh build          build build/fuzz/fuzz-kvm-gmem-convert
+# clang (ASan, UBSan) in a QEMU build of its own (build/fuzz/obj,
+# configured with --enable-fuzzing: meson target
+# tests/unit/fuzz-kvm-gmem-convert), and run it.
+#   mk/fuzz.sh build          configure build/fuzz/obj and build the harness
 #   mk/fuzz.sh smoke [SECS]   run it for SECS seconds (default 60)
 #   mk/fuzz.sh campaign [N]   run N executions (default 10^7), then the
 #                             SMP conversion stress qtest for long
@@ -13,30 +15,38 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 Q=$top/build/qemu
 O=$top/build/obj
 F=$top/build/fuzz
-BIN=$F/fuzz-kvm-gmem-convert
+FO=$F/obj
+TARGET=tests/unit/fuzz-kvm-gmem-convert
+BIN=$FO/$TARGET
 
 build() {
-    mkdir -p "$F/corpus"
+    mkdir -p "$F/corpus" "$FO"
     if ! command -v clang >/dev/null; then
         echo "fuzz: clang is not installed: run make setup" >&2
         exit 1
     fi
-    # shellcheck disable=SC2046
-    clang -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -D_GNU_SOURCE \
-        -D_FILE_OFFSET_BITS=64 -std=gnu11 -Wall -Werror \
-        -iquote "$O" -iquote "$Q" -iquote "$Q/include" \
-        -iquote "$Q/tests/unit" -iquote "$Q/host/include/x86_64" \
-        -iquote "$Q/host/include/generic" -isystem "$Q/linux-headers" \
-        $(pkg-config --cflags glib-2.0) \
-        "$Q/tests/unit/fuzz-kvm-gmem-convert.c" \
-        "$Q/accel/kvm/kvm-gmem-convert.c" "$Q/accel/kvm/kvm-gmem-caps.c" \
-        "$Q/system/ram-block-attributes.c" \
-        "$Q/tests/unit/ram-discard-manager-stubs.c" \
-        "$O"/libqom.a.p/*.o "$O"/libevent-loop-base.a.p/*.o \
-        -Wl,--start-group "$O/libqemuutil.a" \
-        -Wl,--end-group \
-        $(pkg-config --libs glib-2.0) -lnuma -lm -pthread -o "$BIN"
+    if [ ! -f "$FO/build.ninja" ]; then
+        local cc=clang cxx=clang++
+        if command -v ccache >/dev/null; then
+            cc="ccache clang" cxx="ccache clang++"
+        fi
+        (cd "$FO" && "$Q/configure" --cc="$cc" --cxx="$cxx" \
+            --target-list=x86_64-softmmu --without-default-features \
+            --enable-kvm --enable-fuzzing --enable-asan --enable-ubsan \
+            --extra-cflags=-fno-sanitize-recover=undefined \
+            --disable-docs --disable-rust --disable-download \
+            --disable-install-blobs \
+            --python=/usr/bin/python3) >"$F/configure.log" 2>&1 || {
+            tail -20 "$F/configure.log"
+            echo "fuzz: configuring $FO failed ($F/configure.log)" >&2
+            exit 1
+        }
+    fi
+    ninja -C "$FO" "$TARGET" >"$F/build.log" 2>&1 || {
+        tail -20 "$F/build.log"
+        echo "fuzz: building $TARGET failed ($F/build.log)" >&2
+        exit 1
+    }
 }
 
 run() {
@@ -69,7 +79,7 @@ campaign)
     set +e
     (cd "$O" && GMEM_STRESS_ROUNDS=$rounds \
         QTEST_QEMU_BINARY=./qemu-system-x86_64 \
-        tests/qtest/guest-memfd-test --tap -p /x86_64/guest-memfd/convert-smp) \
+        tests/qtest/guest-memfd-convert-test --tap -p /x86_64/guest-memfd/convert-smp) \
         >"$F/stress.log" 2>&1
     rc=$?
     set -e

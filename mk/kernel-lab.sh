@@ -12,7 +12,7 @@
 # QEMU_OBJ     QEMU build directory (default build/obj): L0's QEMU, and the
 #              QEMU, test guest and qtests that run in L1
 # LAB_TIMEOUT  seconds L1 may run (default 1800)
-# LAB_QTESTS   guest-memfd-test paths (-p) to run in L1, space-separated;
+# LAB_QTESTS   guest-memfd qtest paths (-p) to run in L1, space-separated;
 #              "all" (default): every test it lists, "" none
 # LAB_RECORD=1 store this run's gmem-diff transcript as the recorded one
 #              (LAB_KERNEL_DESC: what the kernel is, for its header)
@@ -137,13 +137,18 @@ guest=$QEMU_OBJ/tests/qtest/gmem-guest.elf
 [ -f "$guest" ] && cp "$guest" "$ROOT/lab/guest/"
 qt=$QEMU_OBJ/tests/qtest/guest-memfd-test
 if [ -x "$qt" ] && [ -n "$LAB_QTESTS" ]; then
-    copy_elf "$qt" "$ROOT/lab/qtest/guest-memfd-test"
+    # one binary per concern; init.sh runs the one that lists a path
+    for b in "$QEMU_OBJ"/tests/qtest/guest-memfd*-test; do
+        copy_elf "$b" "$ROOT/lab/qtest/$(basename "$b")"
+    done
     for so in guest-memfd-kvm-model.so guest-memfd-pin.so; do
         [ -f "$QEMU_OBJ/tests/qtest/$so" ] &&
             copy_elf "$QEMU_OBJ/tests/qtest/$so" "$ROOT/lab/qtest/$so"
     done
     if [ "$LAB_QTESTS" = all ]; then
-        QTEST_QEMU_BINARY=$L0 "$qt" -l 2>/dev/null | grep '^/' >"$ROOT/lab/qtest-paths" || true
+        for b in "$QEMU_OBJ"/tests/qtest/guest-memfd*-test; do
+            QTEST_QEMU_BINARY=$L0 "$b" -l 2>/dev/null | grep '^/' || true
+        done >"$ROOT/lab/qtest-paths"
     else
         printf '%s\n' $LAB_QTESTS >"$ROOT/lab/qtest-paths"
     fi

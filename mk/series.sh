@@ -75,7 +75,8 @@ memory-backend-guest-memfd for that: RAM, NUMA nodes and DIMMs in a
 guest_memfd, bound to memory slots without VM memory attributes, dirty
 logging through QEMU's mapping, preallocation, and refusals with a
 reason where the host or the set-up cannot work (no KVM, an old kernel,
-share=off, postcopy, virtio-mem).
+share=off, postcopy, virtio-mem), with its document and its qtests
+(tests/qtest/guest-memfd-test, guest-memfd-migration-test).
 
 Applies on top of the fixes series.
 EOF
@@ -87,8 +88,11 @@ the guest_memfd.  The kernel interface is not merged: capability numbers
 moved with every revision, and everything here that rests on it is
 marked unstable.
 
-This series works out from the kernel what it can do (capabilities per
-revision, confirmed by converting a scratch page), converts guest RAM in
+This series extends RamBlockAttributes (notification per run of pages,
+a constant-time count, undo, discard in two steps, holds for mapped
+memory) to stay the one shared/private state of guest_memfd RAM, works
+out from the kernel what it can do (capabilities per revision, confirmed
+by converting a scratch page), converts guest RAM in
 place for guest requests and QEMU's own (content requests ZERO/PRESERVE,
 EAGAIN retries, listeners in order), keeps host accesses away from
 private memory and memory that devices map shared, launches SEV-SNP and
@@ -107,9 +111,6 @@ posting 2-backend PATCH "$(git -C "$SRC" rev-parse "$backend_c^")" \
 posting 3-in-place 'RFC PATCH' "$(git -C "$SRC" rev-parse "$inplace_c^")" \
     gmem 'guest_memfd in-place shared/private conversion' "$tmp/3"
 echo "series: not posted: $LOCAL_FIRST (this repository's build)"
-# Not yet as upstream wants it: say so on every run
-echo "series: note: the qtests of 2-backend still come in the last" \
-     "patches of 3-in-place (one test file for all)"
 
 bad=0
 for p in "$OUT"/*/[0-9]*.patch; do

@@ -44,6 +44,7 @@ static bool kvm_gmem_has_content_flags(const KvmGmemCaps *caps)
 
 /* The content flags of KVM_SET_MEMORY_ATTRIBUTES2 usable in @phase */
 static uint64_t kvm_gmem_content_flags(const KvmGmemCaps *caps,
+                                       const KvmGmemVmType *vm,
                                        KvmGuestMemfdPhase phase)
 {
     uint64_t flags;
@@ -58,13 +59,14 @@ static uint64_t kvm_gmem_content_flags(const KvmGmemCaps *caps,
      * before launch (and only toward private, see kvm_gmem_means()).
      */
     flags = caps->attr2_flags;
-    if (caps->launch_update && phase == KVM_GUEST_MEMFD_PHASE_RUNTIME) {
+    if (vm->launch_update && phase == KVM_GUEST_MEMFD_PHASE_RUNTIME) {
         flags &= ~KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE;
     }
     return flags;
 }
 
 static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
+                                         const KvmGmemVmType *vm,
                                          KvmGuestMemfdMode mode,
                                          KvmGuestMemfdPhase phase,
                                          KvmGuestMemfdDirection dir,
@@ -72,7 +74,7 @@ static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
 {
     bool to_private = dir == KVM_GUEST_MEMFD_DIRECTION_TO_PRIVATE;
     bool pre_launch = phase == KVM_GUEST_MEMFD_PHASE_PRE_LAUNCH;
-    uint64_t flags = kvm_gmem_content_flags(caps, phase);
+    uint64_t flags = kvm_gmem_content_flags(caps, vm, phase);
 
     if (mode != KVM_GUEST_MEMFD_MODE_LEGACY &&
         mode != KVM_GUEST_MEMFD_MODE_IN_PLACE) {
@@ -102,7 +104,7 @@ static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
 
     case KVM_GUEST_MEMFD_CONTENT_PRESERVE:
         /* Encrypted memory never becomes readable in clear again */
-        if (caps->launch_update && !to_private) {
+        if (vm->launch_update && !to_private) {
             return KVM_GUEST_MEMFD_MEANS_UNSUPPORTED;
         }
         if (mode == KVM_GUEST_MEMFD_MODE_IN_PLACE &&
@@ -113,7 +115,7 @@ static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
          * Without content flags (v6 on), a conversion in place keeps the
          * page, and memory that is not encrypted keeps what it holds
          */
-        if (mode == KVM_GUEST_MEMFD_MODE_IN_PLACE && caps->private_plain &&
+        if (mode == KVM_GUEST_MEMFD_MODE_IN_PLACE && vm->private_plain &&
             !kvm_gmem_has_content_flags(caps)) {
             return KVM_GUEST_MEMFD_MEANS_INHERENT;
         }
@@ -122,7 +124,7 @@ static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
          * backing with two backings, or in place with a NULL source, which
          * in-place kernels without content flags (v6 on) accept instead.
          */
-        if (caps->launch_update && pre_launch &&
+        if (vm->launch_update && pre_launch &&
             (mode == KVM_GUEST_MEMFD_MODE_LEGACY ||
              !kvm_gmem_has_content_flags(caps))) {
             return KVM_GUEST_MEMFD_MEANS_POPULATE;
@@ -134,15 +136,16 @@ static KvmGuestMemfdMeans kvm_gmem_means(const KvmGmemCaps *caps,
     }
 }
 
-void kvm_gmem_caps_table(const KvmGmemCaps *caps, KvmGmemTable *table)
+void kvm_gmem_caps_table(const KvmGmemCaps *caps, const KvmGmemVmType *vm,
+                         KvmGmemTable *table)
 {
     table->mode = kvm_gmem_mode(caps);
     table->param = caps->param;
     for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
         for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
             for (int c = 0; c < KVM_GUEST_MEMFD_CONTENT__MAX; c++) {
-                table->means[p][d][c] = kvm_gmem_means(caps, table->mode,
-                                                       p, d, c);
+                table->means[p][d][c] = kvm_gmem_means(caps, vm,
+                                                       table->mode, p, d, c);
             }
         }
     }

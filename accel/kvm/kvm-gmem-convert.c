@@ -52,18 +52,47 @@ static bool kvm_gmem_range_valid(const KvmGmemFile *f, uint64_t offset,
            offset < f->size && size <= f->size - offset;
 }
 
-/* The kernel call, retried while pages are busy */
+/* The kernel call, once: 0 or -errno; *@error_offset on -EAGAIN */
+static int kvm_gmem_set_attributes_once(KvmGmemFile *f, uint64_t offset,
+                                        uint64_t size, bool to_private,
+                                        uint64_t flags,
+                                        uint64_t *error_offset)
+{
+    return f->ops->set_attributes(f->opaque, f->fd, offset, size,
+                                  to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE :
+                                               0, flags, error_offset);
+}
+
+static void kvm_gmem_set_attributes_error(uint64_t offset, uint64_t size,
+                                          bool to_private, int ret,
+                                          uint64_t error_offset, Error **errp)
+{
+    if (ret == -EAGAIN && to_private) {
+        error_setg(errp, "cannot convert guest_memfd range 0x%" PRIx64
+                   "+0x%" PRIx64 " to private: offset 0x%" PRIx64 " is "
+                   "still in use after %d tries", offset, size, error_offset,
+                   KVM_GMEM_CONVERT_TRIES);
+    } else if (ret) {
+        error_setg_errno(errp, -ret, "cannot convert guest_memfd range 0x%"
+                         PRIx64 "+0x%" PRIx64 " to %s", offset, size,
+                         to_private ? "private" : "shared");
+    }
+}
+
+/*
+ * The kernel call, retried while pages are busy, for memory that nothing
+ * maps meanwhile (QEMU holds it private already)
+ */
 static int kvm_gmem_set_attributes(KvmGmemFile *f, uint64_t offset,
                                    uint64_t size, bool to_private,
                                    uint64_t flags, Error **errp)
 {
-    uint64_t attrs = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
     uint64_t error_offset = 0;
     int ret;
 
     for (unsigned attempt = 1; ; attempt++) {
-        ret = f->ops->set_attributes(f->opaque, f->fd, offset, size, attrs,
-                                     flags, &error_offset);
+        ret = kvm_gmem_set_attributes_once(f, offset, size, to_private, flags,
+                                           &error_offset);
         /* Only conversions to private check that pages are unused */
         if (ret != -EAGAIN || !to_private ||
             attempt == KVM_GMEM_CONVERT_TRIES) {
@@ -72,17 +101,8 @@ static int kvm_gmem_set_attributes(KvmGmemFile *f, uint64_t offset,
         f->retries++;
         f->ops->backoff(f->opaque, attempt);
     }
-    if (ret == -EAGAIN && to_private) {
-        error_setg(errp, "cannot convert guest_memfd range 0x%" PRIx64
-                   "+0x%" PRIx64 " to %s: offset 0x%" PRIx64 " is still "
-                   "in use after %d tries", offset, size,
-                   to_private ? "private" : "shared", error_offset,
-                   KVM_GMEM_CONVERT_TRIES);
-    } else if (ret) {
-        error_setg_errno(errp, -ret, "cannot convert guest_memfd range 0x%"
-                         PRIx64 "+0x%" PRIx64 " to %s", offset, size,
-                         to_private ? "private" : "shared");
-    }
+    kvm_gmem_set_attributes_error(offset, size, to_private, ret,
+                                  error_offset, errp);
     return ret;
 }
 
@@ -90,19 +110,34 @@ static int kvm_gmem_convert_to_private(KvmGmemFile *f, uint64_t offset,
                                        uint64_t size, uint64_t flags,
                                        Error **errp)
 {
+    uint64_t error_offset = 0;
     int ret;
 
-    /* Nothing may map memory that is becoming private */
-    ret = ram_block_attributes_discard_begin(f->attr, offset, size);
-    if (ret) {
-        error_setg(errp, "cannot convert guest_memfd range 0x%" PRIx64
-                   "+0x%" PRIx64 " to private: a device has it mapped",
-                   offset, size);
-        return ret;
+    for (unsigned attempt = 1; ; attempt++) {
+        /* Nothing may map memory that is becoming private */
+        ret = ram_block_attributes_discard_begin(f->attr, offset, size);
+        if (ret) {
+            error_setg(errp, "cannot convert guest_memfd range 0x%" PRIx64
+                       "+0x%" PRIx64 " to private: a device has it mapped",
+                       offset, size);
+            return ret;
+        }
+        ret = kvm_gmem_set_attributes_once(f, offset, size, true, flags,
+                                           &error_offset);
+        /*
+         * Done, or still shared: then the listeners get it back, also
+         * while busy pages are waited for, which may let other threads
+         * run (KvmGmemOps.backoff): nothing is half-done meanwhile.
+         */
+        ram_block_attributes_discard_end(f->attr, offset, size, !ret);
+        if (ret != -EAGAIN || attempt == KVM_GMEM_CONVERT_TRIES) {
+            break;
+        }
+        f->retries++;
+        f->ops->backoff(f->opaque, attempt);
     }
-    ret = kvm_gmem_set_attributes(f, offset, size, true, flags, errp);
-    /* Still shared if it failed: the listeners get it back */
-    ram_block_attributes_discard_end(f->attr, offset, size, !ret);
+    kvm_gmem_set_attributes_error(offset, size, true, ret, error_offset,
+                                  errp);
     return ret;
 }
 

@@ -78,10 +78,26 @@ static int kvm_gmem_punch_hole(void *opaque, int fd, uint64_t offset,
     return 0;
 }
 
+/*
+ * Whether this thread took the BQL to convert memory (a vCPU handling a
+ * guest request), and may let go of it while it waits
+ */
+static __thread bool kvm_gmem_may_unlock;
+
 static void kvm_gmem_backoff(void *opaque, unsigned attempt)
 {
     /* 0.1 ms, doubling: under 26 ms in all */
-    g_usleep(100 << attempt);
+    unsigned long us = 100UL << attempt;
+
+    trace_kvm_gmem_backoff(attempt, us, kvm_gmem_may_unlock);
+    if (!kvm_gmem_may_unlock) {
+        /* The caller holds the BQL for longer (launch, monitor) */
+        g_usleep(us);
+        return;
+    }
+    bql_unlock();
+    g_usleep(us);
+    bql_lock();
 }
 
 static const KvmGmemOps kvm_gmem_kernel_ops = {
@@ -278,6 +294,9 @@ static int kvm_gmem_walk_range(hwaddr start, hwaddr size, bool to_private,
 int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
                            KvmGuestMemfdContent content, Error **errp)
 {
+    bool took_bql = !bql_locked();
+    int ret;
+
     BQL_LOCK_GUARD();
 
     if (start + size < start) {
@@ -286,9 +305,14 @@ int kvm_gmem_convert_range(hwaddr start, hwaddr size, bool to_private,
         return -EINVAL;
     }
     /* What QEMU refuses, it refuses whole, before anything is converted */
-    return kvm_gmem_walk_range(start, size, to_private, content, false,
-                               errp) ?:
-           kvm_gmem_walk_range(start, size, to_private, content, true, errp);
+    ret = kvm_gmem_walk_range(start, size, to_private, content, false, errp);
+    if (!ret) {
+        kvm_gmem_may_unlock = took_bql;
+        ret = kvm_gmem_walk_range(start, size, to_private, content, true,
+                                  errp);
+        kvm_gmem_may_unlock = false;
+    }
+    return ret;
 }
 
 /* Conversions the guest asked for and QEMU refused; under the BQL */

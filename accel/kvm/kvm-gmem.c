@@ -17,6 +17,7 @@
 #include "trace.h"
 
 static KvmGmemCaps kvm_gmem_caps;
+static KvmGmemVmType kvm_gmem_vm_type;
 static KvmGmemTable kvm_gmem_table;
 
 static uint64_t kvm_gmem_check(void *opaque, unsigned int cap)
@@ -92,22 +93,23 @@ static void kvm_gmem_confirm(KVMState *s, KvmGmemCaps *caps)
 bool kvm_gmem_init(KVMState *s, MachineState *ms, Error **errp)
 {
     KvmGmemCaps *caps = &kvm_gmem_caps;
+    KvmGmemVmType *vm = &kvm_gmem_vm_type;
     ConfidentialGuestSupport *cgs = ms->cgs;
 
     kvm_gmem_caps_read(caps, kvm_gmem_check, s);
     caps->param = kvm_gmem_param();
-    /* The confidential guests that encrypt memory populate it at launch */
-    caps->private_plain = cgs && cgs->private_plain;
-    caps->launch_update = machine_require_guest_memfd(ms) &&
-                          !caps->private_plain;
     kvm_gmem_confirm(s, caps);
 
-    kvm_gmem_caps_table(caps, &kvm_gmem_table);
+    /* The confidential guests that encrypt memory populate it at launch */
+    vm->private_plain = cgs && cgs->private_plain;
+    vm->launch_update = machine_require_guest_memfd(ms) &&
+                        !vm->private_plain;
+    kvm_gmem_caps_table(caps, vm, &kvm_gmem_table);
     trace_kvm_gmem_caps(KvmGuestMemfdMode_str(kvm_gmem_table.mode),
                         caps->gmem_flags, caps->vm_attrs, caps->gmem_attrs,
                         caps->gmem_attrs_cap,
                         caps->attr2_flags, caps->pre_launch_flags,
-                        caps->post_launch_flags, caps->launch_update);
+                        caps->post_launch_flags, vm->launch_update);
 
     if (machine_convert_in_place(ms) &&
         !kvm_gmem_check_in_place(&kvm_gmem_table, errp)) {

@@ -24,7 +24,11 @@ typedef struct KvmGmemOps {
                           uint64_t *error_offset);
     /* Punch a hole in the file (the range then reads as zeros): 0/-errno */
     int (*punch_hole)(void *opaque, int fd, uint64_t offset, uint64_t size);
-    /* Wait before retry number @attempt (from 1) of a busy conversion */
+    /*
+     * Wait before retry number @attempt (from 1) of a busy conversion.  It
+     * may let other threads run meanwhile (release the BQL): the engine
+     * leaves nothing half-done across it.
+     */
     void (*backoff)(void *opaque, unsigned attempt);
 } KvmGmemOps;
 

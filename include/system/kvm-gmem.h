@@ -35,23 +35,26 @@ typedef struct KvmGmemCaps {
     /* Per launch phase; only where a kernel header numbers them */
     uint64_t pre_launch_flags;
     uint64_t post_launch_flags;
-    /* The VM type populates private memory at launch (SEV-SNP, TDX) */
+    KvmGmemParam param;
+} KvmGmemCaps;
+
+/* What the VM type, set by the machine's configuration, does with memory */
+typedef struct KvmGmemVmType {
+    /* It populates private memory at launch (SEV-SNP, TDX) */
     bool launch_update;
     /*
      * Private memory is not encrypted, so a conversion in place keeps the
      * contents (software-protected VMs)
      */
     bool private_plain;
-    KvmGmemParam param;
-} KvmGmemCaps;
+} KvmGmemVmType;
 
 /* KVM_CHECK_EXTENSION on the VM: the value, 0 for none */
 typedef uint64_t (*KvmGmemCheckFn)(void *opaque, unsigned int cap);
 
 /**
  * kvm_gmem_caps_read: read the guest_memfd capabilities of a VM
- * @caps: filled with what KVM reports; the fields that describe the VM
- *        type (@launch_update, @private_plain) and @param are left alone
+ * @caps: filled with what KVM reports; @param is left alone
  * @check: asks KVM about one capability
  * @opaque: for @check
  *
@@ -95,12 +98,15 @@ typedef struct KvmGmemTable {
 /**
  * kvm_gmem_caps_table: decide how to convert memory with what KVM offers
  * @caps: what KVM reports
+ * @vm: what the VM type does with memory
  * @table: filled with the mode and, for each launch phase, direction and
  *         content request, the means of carrying the conversion out
  *
- * A pure function of @caps, so that every kernel generation can be tested.
+ * A pure function of @caps and @vm, so that every kernel generation can
+ * be tested with every VM type.
  */
-void kvm_gmem_caps_table(const KvmGmemCaps *caps, KvmGmemTable *table);
+void kvm_gmem_caps_table(const KvmGmemCaps *caps, const KvmGmemVmType *vm,
+                         KvmGmemTable *table);
 
 /**
  * kvm_gmem_check_in_place: can this host convert memory in place?

@@ -146,10 +146,22 @@ test_qtest() {
         return 77
     fi
     cd /lab/qtest
+    # the binary of the concern that has the path
+    bin=
+    for b in ./guest-memfd*-test; do
+        if QTEST_QEMU_BINARY=$QEMU "$b" -l 2>/dev/null | grep -qx "$1"; then
+            bin=$b
+            break
+        fi
+    done
+    if [ -z "$bin" ]; then
+        echo "no qtest binary has $1"
+        return 1
+    fi
     QTEST_QEMU_BINARY=$QEMU GMEM_GUEST_ELF=$GUEST \
         GMEM_KVM_MODEL=/lab/qtest/guest-memfd-kvm-model.so \
         GMEM_PIN_LIB=/lab/qtest/guest-memfd-pin.so \
-        ./guest-memfd-test --tap -k -p "$1" >/tmp/qtest.out 2>&1
+        "$bin" --tap -k -p "$1" >/tmp/qtest.out 2>&1
     st=$?
     cat /tmp/qtest.out
     # a path that names no test runs nothing and exits 0: not a pass

@@ -1,5 +1,5 @@
 /*
- * A model of other host kernels for guest-memfd-test, used with LD_PRELOAD
+ * A model of other host kernels for the guest-memfd qtests, with LD_PRELOAD
  *
  * - The KVM capabilities listed in GMEM_KVM_MODEL_HIDE_CAPS (numbers,
  *   separated by commas) read as 0 from KVM_CHECK_EXTENSION, as they do

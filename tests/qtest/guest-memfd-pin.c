@@ -1,6 +1,6 @@
 /*
  * guest-memfd-pin: pin a page of QEMU's guest memory on request, for the
- * real-kernel tests of guest-memfd-test.
+ * real-kernel tests of guest-memfd-convert-test.
  *
  * An LD_PRELOAD library that models nothing: every ioctl goes to the
  * kernel unchanged.  It only notes where QEMU maps each memory slot, and

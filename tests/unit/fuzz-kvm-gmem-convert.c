@@ -16,11 +16,8 @@
  * changes its range only, with the contents it asked for, and held memory
  * is shared.
  *
- * It is not built by meson: compile it with clang and
- * -fsanitize=fuzzer,address,undefined together with
- * accel/kvm/kvm-gmem-convert.c, accel/kvm/kvm-gmem-caps.c,
- * system/ram-block-attributes.c and ram-discard-manager-stubs.c, and link
- * libqemuutil.a and glib.
+ * Built as tests/unit/fuzz-kvm-gmem-convert when QEMU is configured
+ * with clang and --enable-fuzzing (and --enable-asan --enable-ubsan).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

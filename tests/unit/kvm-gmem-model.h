@@ -302,15 +302,24 @@ static inline RamBlockAttributes *fixture_attributes(MemoryRegion *mr,
     return ram_block_attributes_create(rb);
 }
 
+/* A host of the model: what its KVM reports, and the VM type */
+typedef struct ModelHost {
+    KvmGmemCaps caps;
+    KvmGmemVmType vm;
+} ModelHost;
+
+/* @caps: the capabilities of a ModelHost, such as caps_v8 below */
 static inline void fixture_init(Fixture *x, const KvmGmemCaps *caps)
 {
+    const ModelHost *host = container_of(caps, const ModelHost, caps);
+
     memset(x, 0, sizeof(*x));
     x->m.log = g_string_new("");
     x->m.busy_page = -1;
     x->m.flags_supported = caps->attr2_flags | caps->pre_launch_flags |
                            caps->post_launch_flags;
-    x->m.plain = caps->private_plain;
-    kvm_gmem_caps_table(caps, &x->table);
+    x->m.plain = host->vm.private_plain;
+    kvm_gmem_caps_table(caps, &host->vm, &x->table);
     kvm_gmem_file_init(&x->f, 42, FILE_SIZE, SHIFT,
                        fixture_attributes(&x->mr, &x->rb, FILE_SIZE, true),
                        &model_ops, &x->m, &x->table);
@@ -335,26 +344,46 @@ static inline void fixture_destroy_listeners(Fixture *x, TestListener **ls,
     fixture_destroy(x);
 }
 
+/*
+ * The tests name a host by its capabilities (&caps_v8), and
+ * fixture_init() finds the VM type next to them
+ */
+#define caps_v8 (host_v8.caps)
+#define caps_v8_sw (host_v8_sw.caps)
+#define caps_v5 (host_v5.caps)
+#define caps_v5_snp (host_v5_snp.caps)
+
 /* v8, encrypted memory without launch: in-place, no content flags */
-static const KvmGmemCaps caps_v8 = {
-    .guest_memfd = true, .gmem_flags = 3,
-    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+static const ModelHost host_v8 = {
+    .caps = {
+        .guest_memfd = true, .gmem_flags = 3,
+        .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+    },
 };
 /* v8, software-protected VM: conversions keep the contents */
-static const KvmGmemCaps caps_v8_sw = {
-    .guest_memfd = true, .gmem_flags = 3,
-    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .private_plain = true,
+static const ModelHost host_v8_sw = {
+    .caps = {
+        .guest_memfd = true, .gmem_flags = 3,
+        .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+    },
+    .vm = { .private_plain = true },
 };
 /* v5, SW-protected VM: content flags at any time */
-static const KvmGmemCaps caps_v5 = {
-    .guest_memfd = true, .gmem_flags = 3,
-    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
+static const ModelHost host_v5 = {
+    .caps = {
+        .guest_memfd = true, .gmem_flags = 3,
+        .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+        .attr2_flags = ZERO | PRESERVE,
+    },
 };
 /* v5, SEV-SNP: PRESERVE only before launch, toward private */
-static const KvmGmemCaps caps_v5_snp = {
-    .guest_memfd = true, .gmem_flags = 3,
-    .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE, .attr2_flags = ZERO | PRESERVE,
-    .launch_update = true,
+static const ModelHost host_v5_snp = {
+    .caps = {
+        .guest_memfd = true, .gmem_flags = 3,
+        .gmem_attrs = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+        .attr2_flags = ZERO | PRESERVE,
+    },
+    .vm = { .launch_update = true },
 };
 
 /* QEMU's state equals the model kernel's; counts equal a recount */

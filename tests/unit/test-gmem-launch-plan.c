@@ -39,40 +39,39 @@ typedef struct Generation {
     "preserving its contents: the host's KVM has neither the PRESERVE " \
     "conversion flag nor launch updates from the page itself"
 
+/* Every generation with the VM type of SEV-SNP */
+static const KvmGmemVmType snp = { .launch_update = true };
+
 static const Generation generations[] = {
-    { "linux-6.8", { .guest_memfd = true, .launch_update = true },
+    { "linux-6.8", { .guest_memfd = true },
       NULL, NOT_IN_PLACE("none") },
     /* these machines */
-    { "linux-6.18", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                      .launch_update = true },
+    { "linux-6.18", { .guest_memfd = true, .gmem_flags = MMAP_SHARED },
       NULL, NOT_IN_PLACE("shared-only") },
     { "legacy", { .guest_memfd = true, .vm_attrs = PRIV,
-                  .gmem_flags = MMAP_SHARED, .launch_update = true },
+                  .gmem_flags = MMAP_SHARED },
       NULL, NOT_IN_PLACE("legacy") },
     /* v4/v5: one mask of content flags */
     { "v5", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-              .gmem_attrs = PRIV, .attr2_flags = ZERO | PRESERVE,
-              .launch_update = true },
+              .gmem_attrs = PRIV, .attr2_flags = ZERO | PRESERVE },
       "kernel-flag" },
     { "v5-zero-only", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                        .gmem_attrs = PRIV, .attr2_flags = ZERO,
-                        .launch_update = true },
+                        .gmem_attrs = PRIV, .attr2_flags = ZERO },
       NULL, NO_PRESERVE },
     /* the per-phase masks proposed in review of v5 */
     { "per-phase", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
                      .gmem_attrs = PRIV, .pre_launch_flags = ZERO | PRESERVE,
-                     .post_launch_flags = ZERO, .launch_update = true },
+                     .post_launch_flags = ZERO },
       "kernel-flag" },
     { "per-phase-no-preserve", { .guest_memfd = true,
                                  .gmem_flags = MMAP_SHARED,
                                  .gmem_attrs = PRIV,
                                  .pre_launch_flags = ZERO,
-                                 .post_launch_flags = ZERO,
-                                 .launch_update = true },
+                                 .post_launch_flags = ZERO },
       NULL, NO_PRESERVE },
     /* v6 to v8: no flags; the launch update reads the page in place */
     { "v8", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-              .gmem_attrs = PRIV, .launch_update = true },
+              .gmem_attrs = PRIV },
       "populate" },
 };
 
@@ -200,7 +199,7 @@ static void table_of(const char *name, KvmGmemTable *table)
 {
     for (int i = 0; i < ARRAY_SIZE(generations); i++) {
         if (!strcmp(generations[i].name, name)) {
-            kvm_gmem_caps_table(&generations[i].caps, table);
+            kvm_gmem_caps_table(&generations[i].caps, &snp, table);
             return;
         }
     }
@@ -384,12 +383,11 @@ static void test_capabilities_decide(void)
     KvmGmemCaps caps = {
         .guest_memfd = true, .gmem_flags = MMAP_SHARED, .gmem_attrs = PRIV,
         .pre_launch_flags = PRESERVE, .post_launch_flags = PRESERVE,
-        .launch_update = true,
     };
     KvmGuestMemfdMeans means;
     KvmGmemTable table;
 
-    kvm_gmem_caps_table(&caps, &table);
+    kvm_gmem_caps_table(&caps, &snp, &table);
     g_assert_true(gmem_launch_conversion(&table,
                                          KVM_GUEST_MEMFD_PHASE_RUNTIME, true,
                                          KVM_GUEST_MEMFD_CONTENT_PRESERVE,

@@ -29,6 +29,8 @@ typedef struct Generation {
      *   S userspace (hole punch), I inherent (two backings)
      */
     const char *table;
+    /* What the VM type does with memory */
+    KvmGmemVmType vm;
 } Generation;
 
 static const Generation generations[] = {
@@ -39,38 +41,42 @@ static const Generation generations[] = {
     /* these machines */
     { "linux-6.18", { .guest_memfd = true, .gmem_flags = MMAP_SHARED },
       KVM_GUEST_MEMFD_MODE_SHARED_ONLY, "UUU UUU UUU UUU" },
-    { "legacy-snp", { .guest_memfd = true, .vm_attrs = PRIV,
-                      .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_LEGACY, "PUL PIU PUU PIU" },
+    { "legacy-snp", { .guest_memfd = true, .vm_attrs = PRIV },
+      KVM_GUEST_MEMFD_MODE_LEGACY, "PUL PIU PUU PIU",
+      { .launch_update = true } },
     { "legacy-sw-protected", { .guest_memfd = true, .vm_attrs = PRIV },
       KVM_GUEST_MEMFD_MODE_LEGACY, "PUU PIU PUU PIU" },
     { "legacy-snp-6.18", { .guest_memfd = true, .vm_attrs = PRIV,
-                           .gmem_flags = MMAP_SHARED, .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_LEGACY, "PUL PIU PUU PIU" },
+                           .gmem_flags = MMAP_SHARED },
+      KVM_GUEST_MEMFD_MODE_LEGACY, "PUL PIU PUU PIU",
+      { .launch_update = true } },
     /* v4/v5: one mask of content flags; the seed rule for SNP/TDX */
     { "v5-snp", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                  .gmem_attrs = PRIV, .attr2_flags = ZERO | PRESERVE,
-                  .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUK PKU PUU PKU" },
+                  .gmem_attrs = PRIV, .attr2_flags = ZERO | PRESERVE },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUK PKU PUU PKU",
+      { .launch_update = true } },
     { "v5-sw-protected", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
                            .gmem_attrs = PRIV,
                            .attr2_flags = ZERO | PRESERVE },
       KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUK PKK PUK PKK" },
     { "v5-snp-zero-only", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                            .gmem_attrs = PRIV, .attr2_flags = ZERO,
-                            .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUU PKU PUU PKU" },
+                            .gmem_attrs = PRIV, .attr2_flags = ZERO },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUU PKU PUU PKU",
+      { .launch_update = true } },
     /* v6-v8: flags must be 0; NULL-source launch updates */
     { "v8-snp", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                  .gmem_attrs = PRIV, .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUL PSU PUU PSU" },
+                  .gmem_attrs = PRIV },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUL PSU PUU PSU",
+      { .launch_update = true } },
     { "v8-tdx-no-init-shared", { .guest_memfd = true,
                                  .gmem_flags = GUEST_MEMFD_FLAG_MMAP,
-                                 .gmem_attrs = PRIV, .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUL PSU PUU PSU" },
+                                 .gmem_attrs = PRIV },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUL PSU PUU PSU",
+      { .launch_update = true } },
     { "v8-sw-protected", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
-                           .gmem_attrs = PRIV, .private_plain = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUI PSI PUI PSI" },
+                           .gmem_attrs = PRIV },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUI PSI PUI PSI",
+      { .private_plain = true } },
     /* a VM type whose private memory is encrypted, but no launch update */
     { "v8-encrypted-no-launch", { .guest_memfd = true,
                                   .gmem_flags = MMAP_SHARED,
@@ -80,8 +86,9 @@ static const Generation generations[] = {
     { "per-phase-snp", { .guest_memfd = true, .gmem_flags = MMAP_SHARED,
                          .gmem_attrs = PRIV, .attr2_flags = ZERO | PRESERVE,
                          .pre_launch_flags = ZERO | PRESERVE,
-                         .post_launch_flags = ZERO, .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUK PKU PUU PKU" },
+                         .post_launch_flags = ZERO },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUK PKU PUU PKU",
+      { .launch_update = true } },
     { "per-phase-sw-protected", { .guest_memfd = true,
                                   .gmem_flags = MMAP_SHARED,
                                   .gmem_attrs = PRIV,
@@ -92,9 +99,9 @@ static const Generation generations[] = {
                                      .gmem_flags = MMAP_SHARED,
                                      .gmem_attrs = PRIV,
                                      .pre_launch_flags = ZERO,
-                                     .post_launch_flags = ZERO,
-                                     .launch_update = true },
-      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUU PKU PUU PKU" },
+                                     .post_launch_flags = ZERO },
+      KVM_GUEST_MEMFD_MODE_IN_PLACE, "PUU PKU PUU PKU",
+      { .launch_update = true } },
 };
 
 /*
@@ -223,10 +230,11 @@ static void test_kernel(const void *data)
     const Kernel *k = data;
     FakeKernel fake = { .k = k, .shared = true };
     g_autoptr(GString) got = g_string_new("");
-    KvmGmemCaps caps = {
+    KvmGmemVmType vm = {
         .private_plain = k->private_plain,
         .launch_update = k->launch_update,
     };
+    KvmGmemCaps caps = {};
     Error *err = NULL;
     KvmGmemTable table;
     bool ok;
@@ -239,7 +247,7 @@ static void test_kernel(const void *data)
         g_test_message("warning: %s", error_get_pretty(err));
         error_free(err);
     }
-    kvm_gmem_caps_table(&caps, &table);
+    kvm_gmem_caps_table(&caps, &vm, &table);
     table_letters(&table, got);
     g_assert_cmpint(table.mode, ==, k->mode);
     g_assert_cmpuint(caps.gmem_attrs_cap, ==, k->attrs_cap);
@@ -284,10 +292,11 @@ static void test_hint(void)
     for (int i = 0; i < ARRAY_SIZE(cases); i++) {
         KvmGmemCaps caps = { .guest_memfd = true, .gmem_flags = 3,
                              .param = cases[i].param };
+        KvmGmemVmType vm = {};
         KvmGmemTable table;
         Error *err = NULL;
 
-        kvm_gmem_caps_table(&caps, &table);
+        kvm_gmem_caps_table(&caps, &vm, &table);
         g_assert_false(kvm_gmem_check_in_place(&table, &err));
         g_assert_nonnull(err);
         g_assert_nonnull(strstr(error_get_pretty(err), "(mode shared-only)"));
@@ -336,7 +345,7 @@ static void test_generation(const void *data)
     g_autoptr(GString) got = g_string_new("");
     KvmGmemTable table;
 
-    kvm_gmem_caps_table(&g->caps, &table);
+    kvm_gmem_caps_table(&g->caps, &g->vm, &table);
     table_letters(&table, got);
     g_assert_cmpint(table.mode, ==, g->mode);
     g_assert_cmpstr(got->str, ==, g->table);
@@ -348,7 +357,7 @@ static void test_invariants(void)
     for (int i = 0; i < ARRAY_SIZE(generations); i++) {
         KvmGmemTable t;
 
-        kvm_gmem_caps_table(&generations[i].caps, &t);
+        kvm_gmem_caps_table(&generations[i].caps, &generations[i].vm, &t);
         for (int p = 0; p < KVM_GUEST_MEMFD_PHASE__MAX; p++) {
             for (int d = 0; d < KVM_GUEST_MEMFD_DIRECTION__MAX; d++) {
                 KvmGuestMemfdMeans *m = t.means[p][d];

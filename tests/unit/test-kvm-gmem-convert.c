@@ -184,10 +184,16 @@ static void test_eagain(void)
 
     x.m.busy_page = 5;
     x.m.busy_tries = 3;
+    g_string_truncate(x.m.log, 0);
     g_assert_cmpint(kvm_gmem_convert(&x.f, 0, 8 * PAGE, true, RUNTIME,
                                      UNSPEC, &error_abort), ==, 0);
     g_assert_cmpuint(x.f.retries, ==, 3);
     g_assert_cmpuint(x.m.backoffs, ==, 3);
+    /* while it waits, which may let other threads run, A has it back */
+    g_assert_cmpstr(x.m.log->str, ==,
+                    "DA 0+8000;KP 0+8000;PA 0+8000;DA 0+8000;KP 0+8000;"
+                    "PA 0+8000;DA 0+8000;KP 0+8000;PA 0+8000;DA 0+8000;"
+                    "KP 0+8000;");
     check_state(&x, ls, 1);
 
     /* toward shared, the kernel checks no references: no EAGAIN */

@@ -94,7 +94,7 @@ static inline uint32_t gmem_guest_loop_seed(uint32_t guest_seed,
  * Conversion requests.  Before the RAM test, the guest makes each request
  * the host left in the mailbox with "in eax, GMEM_GUEST_MODEL_PORT",
  * eax = kind, ebx = gpa, ecx = size, esi = attributes, and stores what
- * eax reads back in "result".  The KVM model of guest-memfd-test turns
+ * eax reads back in "result".  The KVM model of the guest-memfd qtests turns
  * these into the exits a confidential guest's requests produce; without
  * it, the port reads as all ones.  With "hc=1" on its command line, the
  * guest makes GMEM_GUEST_REQ_MAP_GPA_RANGE requests as real hypercalls
