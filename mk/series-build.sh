@@ -27,7 +27,6 @@ run_tests() {
     done
     for t in "$OBJ"/tests/qtest/guest-memfd*-test; do
         [ -x "$t" ] || continue
-        "$top/mk/firmware.sh" "$OBJ" >/dev/null 2>&1 || true
         (cd "$OBJ" && QTEST_QEMU_BINARY=./qemu-system-x86_64 "$t") \
             >"$OBJ/test-$n-$(basename "$t").log" 2>&1 ||
             failed="$failed $(basename "$t")"
@@ -48,7 +47,11 @@ for c in $(git -C "$SRC" rev-list --reverse base..gmem); do
         mkdir -p "$OBJ"
         (cd "$OBJ" && eval "\"$WT/configure\" $FLAGS" >configure.log 2>&1)
     fi
-    if ninja -C "$OBJ" >"$OBJ/ninja-$n.log" 2>&1; then
+    # The option ROMs (linuxboot_dma.bin, kvmvapic.bin...) are built by
+    # make, not by ninja; without them -kernel cannot boot the test guest.
+    if ninja -C "$OBJ" >"$OBJ/ninja-$n.log" 2>&1 &&
+       make -C "$OBJ" pc-bios/optionrom/all >>"$OBJ/ninja-$n.log" 2>&1 &&
+       "$top/mk/firmware.sh" "$OBJ" >>"$OBJ/ninja-$n.log" 2>&1; then
         [ "$n" -ge "$from" ] || continue
         if failed=$(run_tests); then
             echo "series-build: patch $n builds, tests pass: $subj"

@@ -99,7 +99,10 @@ private memory and memory that devices map shared, launches SEV-SNP and
 TDX guests in place, adds sw-protected-guest for
 KVM_X86_SW_PROTECTED_VM, and reports it all in query-kvm-guest-memfd.
 Tests run against a model of the kernel that follows the posted series,
-and against a kernel carrying it.
+and against a kernel carrying it.  The tests and the documentation of
+conversion come after the patches that convert (the engine, its report,
+guest requests, host accesses, device mappings), those of the SEV-SNP and
+TDX launch after the launch patches.
 
 Applies on top of the memory-backend-guest-memfd series.
 EOF

@@ -258,7 +258,7 @@ static void conv_vm_start_stopped(ConvVm *vm, const char *busy,
     g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
     g_autofree char *extra = NULL;
 
-    vm->dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    vm->dir = test_dir_new();
     vm->console = g_build_filename(vm->dir, "console", NULL);
     vm->model_log = g_build_filename(vm->dir, "model", NULL);
     extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
@@ -295,7 +295,7 @@ static void kvm_vm_start(ConvVm *vm, const char *append, const char *args)
 {
     g_autofree char *extra = NULL;
 
-    vm->dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    vm->dir = test_dir_new();
     vm->console = g_build_filename(vm->dir, "console", NULL);
     vm->model_log = NULL;
     extra = g_strdup_printf("-S -object sw-protected-guest,id=swp0 "
@@ -390,11 +390,7 @@ static void conv_vm_end(ConvVm *vm)
     if (vm->qts) {
         qtest_quit(vm->qts);
     }
-    unlink(vm->console);
-    if (vm->model_log) {
-        unlink(vm->model_log);
-    }
-    rmdir(vm->dir);
+    test_dir_remove(vm->dir);
     g_free(vm->console);
     g_free(vm->model_log);
     g_free(vm->dir);
@@ -754,7 +750,7 @@ static void test_convert_guest_errors(void)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "qemu.log", NULL);
     args = g_strdup_printf("-append 'mode=halt mb=1 serve=1' "
                            "-d guest_errors -D %s", log);
@@ -791,8 +787,7 @@ static void test_convert_guest_errors(void)
     qtest_writel(vm.qts, mb + GMEM_GUEST_MB_SERVE_CMD, GMEM_GUEST_SERVE_STOP);
     conv_vm_wait(&vm, true);
     conv_vm_end(&vm);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -936,14 +931,8 @@ static uint64_t virtio_blk_legacy_read(QTestState *qts, uint16_t io,
 {
     uint64_t ring = RING_GPA, avail, used;
     uint64_t hdr = BLK_HDR_GPA, status = BLK_HDR_GPA + 0x100;
-    g_autofree uint8_t *zero = NULL;
-    uint16_t num;
 
-    num = virtio_legacy_reset(qts, io);
-    avail = ring + 16 * num;
-    used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
-    zero = g_malloc0(used + VRING_ALIGN - ring);
-    qtest_memwrite(qts, ring, zero, used + VRING_ALIGN - ring);
+    avail = virtio_legacy_queue(qts, io, ring, true, &used);
     /* VIRTIO_BLK_T_IN, sector 0 */
     qtest_writel(qts, hdr, 0);
     qtest_writel(qts, hdr + 4, 0);
@@ -960,11 +949,7 @@ static uint64_t virtio_blk_legacy_read(QTestState *qts, uint16_t io,
     qtest_writeq(qts, ring + 32, status);               /* desc[2] */
     qtest_writel(qts, ring + 40, 1);
     qtest_writew(qts, ring + 44, VRING_DESC_F_WRITE);
-    qtest_writew(qts, avail + 4, 0);                    /* ring[0] */
-    qtest_writew(qts, avail + 2, 1);                    /* idx */
-    qtest_outl(qts, io + VIRTIO_PCI_QUEUE_PFN, ring / VRING_ALIGN);
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2 | 4);   /* DRIVER_OK */
-    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_NOTIFY, 0);
+    virtio_legacy_kick(qts, io, ring, avail);
     return used;
 }
 
@@ -991,7 +976,7 @@ static void test_convert_mapped(const void *data)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     console = g_build_filename(dir, "console", NULL);
     extra = g_strdup_printf("-object sw-protected-guest,id=swp0 "
                             "-kernel %s -append 'mode=halt mb=1 serve=1%s' "
@@ -1082,8 +1067,7 @@ static void test_convert_mapped(const void *data)
     qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_SERVE_CMD,
                  GMEM_GUEST_SERVE_STOP);
     qtest_quit(qts);
-    unlink(console);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -1305,7 +1289,7 @@ static void test_kvm_convert_pinned(void)
         return;
     }
     close(gup);
-    dir = g_dir_make_tmp("gmem-pin-XXXXXX", NULL);
+    dir = test_dir_new();
     ctl = g_build_filename(dir, "pin", NULL);
     ack = g_strdup_printf("%s.ack", ctl);
     g_setenv("LD_PRELOAD", preload, true);
@@ -1346,8 +1330,7 @@ static void test_kvm_convert_pinned(void)
     qtest_writel(qts, GMEM_GUEST_MAILBOX_GPA + GMEM_GUEST_MB_SERVE_CMD,
                  GMEM_GUEST_SERVE_STOP);
     conv_vm_end(&vm);
-    unlink(ack);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*

@@ -127,7 +127,6 @@ static void test_snp_launch_in_place(const void *data)
     g_autofree char *log = NULL;
     g_autofree char *calls = NULL;
     g_autofree char *want = NULL;
-    g_autofree char *fw_path = NULL;
     g_autofree uint8_t *fw = snp_firmware();
     g_autofree uint8_t *zeros = g_malloc0(0x9000);
     char cpuid[19], before[19];
@@ -138,7 +137,7 @@ static void test_snp_launch_in_place(const void *data)
     if (!have_kvm()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "model", NULL);
     qts = snp_start(dir, k, "memory-backend-guest-memfd", log);
 
@@ -215,10 +214,7 @@ static void test_snp_launch_in_place(const void *data)
     qobject_unref(b);
 
     qtest_quit(qts);
-    unlink(log);
-    fw_path = g_build_filename(dir, "fw.bin", NULL);
-    unlink(fw_path);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -232,7 +228,7 @@ static void test_tdx_launch_in_place(const void *data)
 {
     const InPlaceKernel *k = data;
     g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
-    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *dir = test_dir_new();
     g_autofree char *log = g_build_filename(dir, "model", NULL);
     g_autofree char *fw_path = g_build_filename(dir, "fw.bin", NULL);
     g_autofree uint8_t *fw = tdx_firmware(false);
@@ -323,9 +319,7 @@ static void test_tdx_launch_in_place(const void *data)
     qobject_unref(b);
 
     qtest_quit(qts);
-    unlink(log);
-    unlink(fw_path);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /* -object memory-backend-guest-memfd,help lists the properties */

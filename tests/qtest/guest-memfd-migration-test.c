@@ -58,7 +58,7 @@ static void test_migrate(const void *data)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     src_log = g_build_filename(dir, "src.log", NULL);
     dst_log = g_build_filename(dir, "dst.log", NULL);
     uri = g_strdup_printf("unix:%s/migsocket", dir);
@@ -81,9 +81,7 @@ static void test_migrate(const void *data)
     g_test_message("the guest made %u passes", passes);
     qtest_quit(dst);
     qtest_quit(src);
-    unlink(src_log);
-    unlink(dst_log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -110,7 +108,7 @@ static void test_dirty_rate(void)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "console", NULL);
     slots = g_build_filename(dir, "slots", NULL);
     /* the model models nothing here: it logs the memory slots KVM took */
@@ -169,9 +167,7 @@ static void test_dirty_rate(void)
         }
     }
     g_assert_cmpint(step, >=, 3);
-    unlink(slots);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /* Backends that QEMU cannot track are refused, the VM runs on */
@@ -244,14 +240,14 @@ static void test_postcopy_refused(void)
  */
 static void test_cpr_transfer_refused(void)
 {
-    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *dir = test_dir_new();
     g_autofree char *main_sock = g_build_filename(dir, "main", NULL);
     g_autofree char *cpr_sock = g_build_filename(dir, "cpr", NULL);
     QTestState *qts;
     QDict *resp;
 
     if (!have_kvm()) {
-        rmdir(dir);
+        test_dir_remove(dir);
         return;
     }
     qts = qtest_initf("-accel kvm -cpu max -nodefaults -display none -S "
@@ -272,7 +268,7 @@ static void test_cpr_transfer_refused(void)
     qobject_unref(resp);
     qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
     qtest_quit(qts);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 int main(int argc, char **argv)

@@ -32,7 +32,7 @@
  */
 static void test_shared_data(void)
 {
-    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *dir = test_dir_new();
     g_autofree char *log = g_build_filename(dir, "console", NULL);
     g_autofree char *extra = NULL;
     g_autofree uint32_t *buf = g_malloc(GMEM_GUEST_GUEST_DATA_SIZE);
@@ -110,8 +110,7 @@ static void test_shared_data(void)
         }
     }
     qtest_quit(qts);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -234,7 +233,7 @@ static void test_private_host_paths(void)
     if (!have_kvm()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     gdb = g_build_filename(dir, "gdb", NULL);
     file = g_build_filename(dir, "mem", NULL);
     extra = g_strdup_printf("-S -gdb unix:%s,server=on,wait=off", gdb);
@@ -308,9 +307,7 @@ static void test_private_host_paths(void)
 
     check_gmem_backend(qts, "m0", 0, RAM_MB * MiB);
     qtest_quit(qts);
-    unlink(file);
-    unlink(gdb);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 static bool virtio_broken(QTestState *qts)
@@ -350,7 +347,7 @@ static void test_private_virtio(void)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "console", NULL);
     extra = g_strdup_printf("-m %dM,slots=1,maxmem=1G "
                             "-object memory-backend-guest-memfd,id=priv,"
@@ -399,8 +396,7 @@ static void test_private_virtio(void)
 
     stop_loop(qts, log);
     qtest_quit(qts);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 int main(int argc, char **argv)

@@ -273,7 +273,7 @@ static void test_refusal(const void *data)
         g_autofree uint8_t *fw = tdx ?
             tdx_firmware(r->model == MODEL_TDX_BFV_MOVED) : snp_firmware();
 
-        dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+        dir = test_dir_new();
         fw_path = g_build_filename(dir, "fw.bin", NULL);
         g_assert(g_file_set_contents(fw_path, (char *)fw, SNP_FW_SIZE, NULL));
         if (tdx) {
@@ -323,8 +323,7 @@ static void test_refusal(const void *data)
     cmd = g_strdup_printf("%s%s", snp ?: "", r->args);
     err = refused(cmd, envp, r->name);
     if (fw_path) {
-        unlink(fw_path);
-        rmdir(dir);
+        test_dir_remove(dir);
     }
     /* one line that names the problem, then at most the hint */
     nl = strchr(err, '\n');

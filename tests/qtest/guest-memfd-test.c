@@ -26,7 +26,7 @@
 static void test_boot(const void *data)
 {
     const char *machine = data;
-    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *dir = test_dir_new();
     g_autofree char *log = g_build_filename(dir, "console", NULL);
     g_autofree char *text = NULL;
     g_autofree char *extra = NULL;
@@ -53,8 +53,7 @@ static void test_boot(const void *data)
     g_assert(strstr(text, "gmem-guest: RAM test passed"));
     g_assert(strstr(text, "gmem-guest: PASS"));
     qtest_quit(qts);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /* prealloc=on: every page of the guest_memfd is resident in the mapping */
@@ -280,7 +279,7 @@ static void test_smm_alias(const void *data)
 {
     const char *machine = data;
     g_autofree char *preload = g_canonicalize_filename(kvm_model(), NULL);
-    g_autofree char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    g_autofree char *dir = test_dir_new();
     g_autofree char *log = g_build_filename(dir, "slots", NULL);
     g_autofree char *m = g_strdup_printf("%s,smm=on", machine);
     g_autofree char *slots = NULL;
@@ -320,8 +319,7 @@ static void test_smm_alias(const void *data)
     }
     g_assert_cmpint(smm_ram, >, 0);
     qtest_quit(qts);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /*
@@ -349,7 +347,7 @@ static void test_dump(void)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "console", NULL);
     file = g_build_filename(dir, "dump", NULL);
     qts = guest_vm_start("memory-backend-guest-memfd", "mode=halt mb=0", log,
@@ -405,9 +403,7 @@ static void test_dump(void)
     g_assert_cmpint(covered, >=, (RAM_MB - 1) * MiB);
     g_assert_true(found);
     qtest_quit(qts);
-    unlink(file);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /* How many guest_memfds QEMU has open */
@@ -461,7 +457,7 @@ static void test_hotplug(void)
     if (!have_guest()) {
         return;
     }
-    dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+    dir = test_dir_new();
     log = g_build_filename(dir, "console", NULL);
     trace = g_build_filename(dir, "trace", NULL);
     extra = g_strdup_printf("-m %dM,slots=2,maxmem=1G "
@@ -534,9 +530,7 @@ static void test_hotplug(void)
     g_free(slot);
     slot = g_strdup_printf("gpa=0x%" PRIx64 " size=0x0 ", addr);
     g_assert(strstr(text, slot));
-    unlink(trace);
-    unlink(log);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 /* -object memory-backend-guest-memfd,help lists the properties */

@@ -111,6 +111,31 @@ uint64_t find_gmem_mapping(pid_t pid, uint64_t size, uint64_t *rss_kb)
     return inode;
 }
 
+/* A new directory for a test's files: logs, sockets, images */
+char *test_dir_new(void)
+{
+    char *dir = g_dir_make_tmp("gmem-XXXXXX", NULL);
+
+    g_assert(dir);
+    return dir;
+}
+
+/* Remove @dir and the files in it */
+void test_dir_remove(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    g_assert(d);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+
+        g_assert_cmpint(unlink(path), ==, 0);
+    }
+    g_dir_close(d);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 /* Is the file with this inode among QEMU's open guest_memfds? */
 bool gmem_fd_open(pid_t pid, uint64_t inode)
 {
@@ -491,10 +516,16 @@ void pci_cfg_writel(QTestState *qts, int devfn, int offset,
     qtest_outl(qts, 0xcfc, val);
 }
 
-/* Reset the legacy virtio device at I/O port @io; returns queue 0's size */
-uint16_t virtio_legacy_reset(QTestState *qts, uint16_t io)
+/*
+ * Reset the legacy virtio device at I/O port @io and lay out its queue 0
+ * at @ring, zeroing the rings when @zero: returns the address of the
+ * available ring, and that of the used ring in *@used
+ */
+uint64_t virtio_legacy_queue(QTestState *qts, uint16_t io, uint64_t ring,
+                             bool zero, uint64_t *used)
 {
     uint16_t num;
+    uint64_t avail;
 
     qtest_outb(qts, io + VIRTIO_PCI_STATUS, 0);
     qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2);   /* ACK, DRIVER */
@@ -502,7 +533,31 @@ uint16_t virtio_legacy_reset(QTestState *qts, uint16_t io)
     qtest_outw(qts, io + VIRTIO_PCI_QUEUE_SEL, 0);
     num = qtest_inw(qts, io + VIRTIO_PCI_QUEUE_NUM);
     g_assert_cmpint(num, >, 0);
-    return num;
+    avail = ring + 16 * num;
+    *used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
+    if (zero) {
+        g_autofree uint8_t *buf = g_malloc0(*used + VRING_ALIGN - ring);
+
+        qtest_memwrite(qts, ring, buf, *used + VRING_ALIGN - ring);
+    }
+    return avail;
+}
+
+/*
+ * Make the chain at descriptor 0 available through the available ring at
+ * @avail (unless @avail is 0: the rings are not the host's to write), give
+ * the device its queue 0 at @ring, and kick it
+ */
+void virtio_legacy_kick(QTestState *qts, uint16_t io, uint64_t ring,
+                        uint64_t avail)
+{
+    if (avail) {
+        qtest_writew(qts, avail + 4, 0);                /* ring[0] */
+        qtest_writew(qts, avail + 2, 1);                /* idx */
+    }
+    qtest_outl(qts, io + VIRTIO_PCI_QUEUE_PFN, ring / VRING_ALIGN);
+    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2 | 4);   /* DRIVER_OK */
+    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_NOTIFY, 0);
 }
 
 /*
@@ -514,24 +569,14 @@ uint64_t virtio_legacy_start(QTestState *qts, uint16_t io,
                              uint64_t ring, uint64_t buf,
                              bool ring_shared)
 {
-    uint16_t num;
     uint64_t avail, used;
 
-    num = virtio_legacy_reset(qts, io);
-    avail = ring + 16 * num;
-    used = ROUND_UP(avail + 4 + 2 * num + 2, VRING_ALIGN);
+    avail = virtio_legacy_queue(qts, io, ring, ring_shared, &used);
     if (ring_shared) {
-        g_autofree uint8_t *zero = g_malloc0(used + VRING_ALIGN - ring);
-
-        qtest_memwrite(qts, ring, zero, used + VRING_ALIGN - ring);
         qtest_writeq(qts, ring, buf);                   /* desc[0] */
         qtest_writel(qts, ring + 8, BUF_LEN);
         qtest_writew(qts, ring + 12, VRING_DESC_F_WRITE);
-        qtest_writew(qts, avail + 4, 0);                /* ring[0] */
-        qtest_writew(qts, avail + 2, 1);                /* idx */
     }
-    qtest_outl(qts, io + VIRTIO_PCI_QUEUE_PFN, ring / VRING_ALIGN);
-    qtest_outb(qts, io + VIRTIO_PCI_STATUS, 1 | 2 | 4);   /* DRIVER_OK */
-    qtest_outw(qts, io + VIRTIO_PCI_QUEUE_NOTIFY, 0);
+    virtio_legacy_kick(qts, io, ring, ring_shared ? avail : 0);
     return used;
 }

@@ -24,6 +24,8 @@ bool is_gmem_name(const char *name);
 uint64_t find_gmem_mapping(pid_t pid, uint64_t size, uint64_t *rss_kb);
 bool gmem_fd_open(pid_t pid, uint64_t inode);
 char *read_console(const char *path);
+char *test_dir_new(void);
+void test_dir_remove(const char *dir);
 
 uint32_t mailbox_readl(QTestState *qts, uint32_t field);
 QTestState *guest_vm_start(const char *backend, const char *append,
@@ -74,7 +76,10 @@ unsigned host_cbitpos(void);
 uint64_t dimm_addr(QTestState *qts, const char *id);
 uint32_t pci_cfg_readl(QTestState *qts, int devfn, int offset);
 void pci_cfg_writel(QTestState *qts, int devfn, int offset, uint32_t val);
-uint16_t virtio_legacy_reset(QTestState *qts, uint16_t io);
+uint64_t virtio_legacy_queue(QTestState *qts, uint16_t io, uint64_t ring,
+                             bool zero, uint64_t *used);
+void virtio_legacy_kick(QTestState *qts, uint16_t io, uint64_t ring,
+                        uint64_t avail);
 uint64_t virtio_legacy_start(QTestState *qts, uint16_t io, uint64_t ring,
                              uint64_t buf, bool ring_shared);
 

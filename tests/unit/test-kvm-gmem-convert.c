@@ -670,6 +670,15 @@ static void test_state_change(void)
     g_assert_cmpstr(x.m.log->str, ==, "DB 4000+4000;DA 4000+4000;");
     g_assert_cmpuint(attr->nr_populated, ==, 4);
 
+    /* a range already in the state asked for: nobody is told */
+    g_string_truncate(x.m.log, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 8 * PAGE,
+                                                      4 * PAGE, true), ==, 0);
+    g_assert_cmpint(ram_block_attributes_state_change(attr, 0, 4 * PAGE,
+                                                      false), ==, 0);
+    g_assert_cmpstr(x.m.log->str, ==, "");
+    g_assert_cmpuint(attr->nr_populated, ==, 4);
+
     listener_del(&x.f, &a);
     listener_del(&x.f, &b);
     ram_block_attributes_destroy(attr);
