@@ -24,8 +24,8 @@ die() { echo "series: $*" >&2; exit 1; }
 
 # The first commit of each part, by subject
 LOCAL_FIRST='pc-bios: build from source trees without prebuilt firmware'
-FIXES_FIRST='physmem: take the size of an unseekable file from fstat'
-BACKEND_FIRST='physmem: back RAM with a mapped guest_memfd, in place'
+FIXES_FIRST='physmem: fix the error paths of guest_memfd RAM blocks'
+BACKEND_FIRST='physmem: take the size of an unseekable file from fstat'
 INPLACE_FIRST='confidential-guest-support: add in-place conversion and a launch phase'
 
 commit_of() {
@@ -62,17 +62,19 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 cat >"$tmp/1" <<'EOF'
 Three fixes found while backing guest RAM with a guest_memfd mapped by
-QEMU: the size of a file that cannot seek (guest_memfd) was taken as an
-error, the error paths of RAM blocks with a guest_memfd leaked it and the
-discard requirement, and a KVM_HC_MAP_GPA_RANGE that could not be met
-stopped the VM instead of returning an error to the guest.
+QEMU: the error paths of RAM blocks with a guest_memfd leaked it and the
+discard requirement, a KVM_HC_MAP_GPA_RANGE that could not be met
+stopped the VM instead of returning an error to the guest, and turning
+on the dirty log (calc-dirty-rate) aborted a VM with guest_memfd memory,
+as KVM refuses to log memory slots bound to a guest_memfd.
 EOF
 cat >"$tmp/2" <<'EOF'
 Linux 6.18 lets QEMU map a guest_memfd (GUEST_MEMFD_FLAG_MMAP) and have
 it start shared (GUEST_MEMFD_FLAG_INIT_SHARED), so that guest RAM can be
 one guest_memfd for an ordinary VM.  This series adds
 memory-backend-guest-memfd for that: RAM, NUMA nodes and DIMMs in a
-guest_memfd, bound to memory slots without VM memory attributes, dirty
+guest_memfd (whose size QEMU takes from fstat(), as it cannot seek),
+bound to memory slots without VM memory attributes, dirty
 logging through QEMU's mapping, preallocation, and refusals with a
 reason where the host or the set-up cannot work (no KVM, an old kernel,
 share=off, postcopy, virtio-mem), with its document and its qtests
